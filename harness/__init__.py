@@ -1,0 +1,20 @@
+"""template-harness: prove a fine-tuned model is prompted at serving time exactly as in training."""
+
+from harness.api import DEFAULT_MODEL, check, load_model, make_pair, make_pairs
+from harness.checks import CHECKS, Failure, Pair
+from harness.conversation import Conversation, Message, Tool, ToolCall
+from harness.diff import TokenDiff
+from harness.errors import (ConversationError, HarnessError, InputError, RenderRejected, SpecError, TemplateError,
+                            TokenizerError, ZooError)
+from harness.renderers.base import Encoded, Renderer
+from harness.runner import CheckResult, TargetResult, run_pair
+from harness.specs import build_renderer, parse_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CHECKS", "CheckResult", "Conversation", "ConversationError", "DEFAULT_MODEL", "Encoded", "Failure",
+    "HarnessError", "InputError", "Message", "Pair", "RenderRejected", "Renderer", "SpecError", "TargetResult",
+    "TemplateError", "TokenDiff", "TokenizerError", "Tool", "ToolCall", "ZooError", "__version__", "build_renderer",
+    "check", "load_model", "make_pair", "make_pairs", "parse_spec", "run_pair",
+]

@@ -1,0 +1,97 @@
+"""What a check sees (a train/deploy pair, lazily encoded) and what it returns (a Failure or None)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+from harness.diff import TokenDiff
+from harness.errors import RenderRejected
+
+if TYPE_CHECKING:
+    from harness.conversation import Conversation
+    from harness.renderers.base import Encoded, Renderer
+    from harness.tokenizers import Tokenizer
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One check failing on one conversation. ``diff`` leads with the first diverging token."""
+
+    check: str
+    severity: Severity
+    explanation: str
+    conversation: "Conversation"
+    diff: TokenDiff | None = None
+    message: int | None = None
+    tokens: dict[str, Any] = field(default_factory=dict)
+
+
+class Skip(Exception):
+    """The check does not apply to this pair (e.g. the model has no BOS)."""
+
+
+@dataclass
+class Pair:
+    """A training renderer and a deploy renderer over one tokenizer."""
+
+    train: "Renderer"
+    deploy: "Renderer"
+
+    @property
+    def tokenizer(self) -> "Tokenizer":
+        return self.train.tokenizer
+
+    @property
+    def name(self) -> str:
+        return f"{self.train.spec} vs {self.deploy.spec}"
+
+    def case(self, conv: "Conversation") -> "Case":
+        return Case(self, conv)
+
+
+class Case:
+    """One conversation on one pair; renders each side at most once per prompt."""
+
+    def __init__(self, pair: Pair, conv: "Conversation") -> None:
+        self.pair, self.conv = pair, conv
+        self._train: "Encoded | None" = None
+        self._prompts: dict[int, "Encoded"] = {}
+
+    @property
+    def train(self) -> "Encoded":
+        """The training encoding; raises RenderRejected when the training template refuses it."""
+        if self._train is None:
+            self._train = self.pair.train.render(self.conv, add_generation_prompt=False)
+        return self._train
+
+    def prompt(self, k: int) -> "Encoded":
+        """The deploy prompt for answer ``k`` (``messages[:k]`` + generation prompt)."""
+        if k not in self._prompts:
+            self._prompts[k] = self.pair.deploy.render(self.conv.prefix(k), add_generation_prompt=True)
+        return self._prompts[k]
+
+    def diff(self, train_ids: Any, deploy: "Encoded") -> TokenDiff:
+        return TokenDiff.compute(train_ids, deploy.ids, piece=self.pair.tokenizer.piece, train_enc=self.train,
+                                 deploy_enc=deploy)
+
+    def pieces(self, ids: Any) -> list[dict[str, Any]]:
+        return [{"id": i, "piece": self.pair.tokenizer.piece(i)} for i in ids]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named property. ``run`` returns a Failure, None (holds) or raises Skip / RenderRejected."""
+
+    name: str
+    run: Callable[[Case], Failure | None]
+    doc: str = ""
+
+
+def deploy_rejected(case: Case, check: str, k: int, exc: RenderRejected) -> Failure:
+    return Failure(check, "error",
+                   f"the deploy template rejects the prompt for answer messages[{k}], a conversation the training "
+                   f"side accepts: the served model would fail on a shape it was trained on ({exc.reason})",
+                   case.conv.prefix(k + 1), message=k)

@@ -1,0 +1,76 @@
+"""``prompt-prefix`` and ``system``: does the served prompt equal what training put before each answer?"""
+
+from __future__ import annotations
+
+from harness.checks.base import Case, Check, Failure, deploy_rejected
+from harness.conversation import Conversation, Message
+from harness.errors import RenderRejected
+
+
+def _explain(case: Case, k: int, straddles: bool, same_text: bool) -> str:
+    if straddles and same_text:
+        return (f"boundary merge: answer messages[{k}] starts with text that merges with the generation prompt's "
+                "last token when training tokenises the whole string, so training saw an id serving never produces "
+                "(data-dependent; slot-wise trainers such as LLaMA-Factory do not have it)")
+    if same_text:
+        return (f"both sides render the same text before answer messages[{k}] but tokenise it differently "
+                "(segment-wise vs whole-string encoding, or special tokens added by one side)")
+    return (f"the deploy prompt for answer messages[{k}] differs from what training put before that answer; "
+            "the served model sees a prompt it was not trained on")
+
+
+def prompt_prefix(case: Case) -> Failure | None:
+    """For every answer k: deploy ids for messages[:k] + generation prompt == training ids before answer k."""
+    train = case.train
+    for ans in train.answers:
+        try:
+            prompt = case.prompt(ans.message)
+        except RenderRejected as exc:
+            return deploy_rejected(case, "prompt-prefix", ans.message, exc)
+        expected = train.ids[:ans.start]
+        if prompt.ids == expected:
+            continue
+        same_text = prompt.text is not None and train.text is not None and prompt.text == train.text[:ans.char_start]
+        straddle = ans.straddles and same_text
+        return Failure("prompt-prefix", "warning" if straddle else "error",
+                       _explain(case, ans.message, ans.straddles, same_text),
+                       case.conv.prefix(ans.message + 1), case.diff(expected, prompt), ans.message)
+    return None
+
+
+SYSTEM_TEXT = "You are a careful assistant."
+
+
+def _with_system(conv: Conversation, system: str | None) -> Conversation:
+    rest = conv.messages[1:] if conv.messages and conv.messages[0].role == "system" else conv.messages
+    first = next(i for i, m in enumerate(rest) if m.role == "assistant")
+    head = (Message("system", system),) if system is not None else ()
+    return Conversation(head + tuple(rest[:first + 1]), conv.tools)
+
+
+def system(case: Case) -> Failure | None:
+    """No system, an empty system and a per-sample system give the same first prompt on both sides."""
+    if not case.conv.assistant_indices:
+        return None
+    for label, text in (("no system message", None), ("an empty system message", ""),
+                        ("a per-sample system message", SYSTEM_TEXT)):
+        variant = case.pair.case(_with_system(case.conv, text))
+        train = variant.train
+        ans = train.answers[0]
+        try:
+            prompt = variant.prompt(ans.message)
+        except RenderRejected as exc:
+            return deploy_rejected(variant, "system", ans.message, exc)
+        if prompt.ids != train.ids[:ans.start]:
+            diff = variant.diff(train.ids[:ans.start], prompt)
+            return Failure("system", "error",
+                           f"with {label} the first prompt differs between training and serving (a default system "
+                           "prompt injected on one side only, or an empty system handled differently)",
+                           variant.conv, diff, ans.message)
+    return None
+
+
+CHECKS = (
+    Check("prompt-prefix", prompt_prefix, "deploy prompt for messages[:k] == training ids before answer k"),
+    Check("system", system, "no / empty / per-sample system behave the same on both sides"),
+)

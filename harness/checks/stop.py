@@ -1,0 +1,33 @@
+"""``answer-stop``: every trained answer ends with an id the deploy side stops on, and that id carries loss."""
+
+from __future__ import annotations
+
+from harness.checks.base import Case, Check, Failure
+
+
+def answer_stop(case: Case) -> Failure | None:
+    train = case.train
+    stops = case.pair.deploy.stop_ids
+    labels = train.labels or ()
+    for ans in train.answers:
+        region = range(ans.start, min(ans.end, len(train.ids)))
+        hit = next((j for j in region if train.ids[j] in stops), None)
+        tail = train.ids[max(ans.start, ans.end - 4):ans.end]
+        tokens = {"answer_end": case.pieces(tail), "deploy_stops": case.pieces(sorted(stops))}
+        if hit is None:
+            names = ", ".join(repr(t["piece"]) for t in tokens["deploy_stops"]) or "none"
+            return Failure("answer-stop", "error",
+                           f"answer messages[{ans.message}] is trained to end with "
+                           f"{''.join(t['piece'] for t in tokens['answer_end'])!r}, but the deploy side stops only on "
+                           f"[{names}]: the served model will not stop where it learned to (check eos_token_id in "
+                           "generation_config.json, the tokenizer eos, or the engine's stop words)",
+                           case.conv.prefix(ans.message + 1), message=ans.message, tokens=tokens)
+        if labels and not labels[hit]:
+            return Failure("answer-stop", "error",
+                           f"answer messages[{ans.message}] contains the stop id {train.ids[hit]} "
+                           f"{case.pair.tokenizer.piece(train.ids[hit])!r} but it carries no loss: the model never "
+                           "learned to emit it", case.conv.prefix(ans.message + 1), message=ans.message, tokens=tokens)
+    return None
+
+
+CHECKS = (Check("answer-stop", answer_stop, "trained answers end with a deploy stop id that carries loss"),)

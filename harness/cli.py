@@ -1,0 +1,158 @@
+"""``harness`` console script. Exit 0 = consistent, 1 = inconsistencies found, 2 = bad usage or input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+
+_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skipped": "dim"}
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed={text!r}: must be a non-negative integer, e.g. --seed 0") from None
+    if value < 0 or value >= 2**63:
+        raise argparse.ArgumentTypeError(f"seed={text!r}: must be between 0 and 2**63-1")
+    return value
+
+
+def _examples(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"examples={text!r}: must be a positive integer, e.g. --examples 2000") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"examples={text!r}: must be at least 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="compare a training template with deploy templates, token by token")
+    src = check.add_mutually_exclusive_group()
+    src.add_argument("--model", help="a zoo model name (see `harness models`); default qwen2.5")
+    src.add_argument("--model-dir", type=Path, help="a Hugging Face model dir with tokenizer files")
+    check.add_argument("--train", required=True, help="training side spec, e.g. jinja:train.jinja")
+    check.add_argument("--deploy", action="append", required=True, help="deploy side spec, e.g. hf:. (repeatable)")
+    check.add_argument("--examples", type=_examples, default=2000, help="conversations per target (default 2000)")
+    check.add_argument("--seed", type=_seed, default=0, help="generator seed (default 0)")
+    check.add_argument("--checks", help="comma-separated subset of checks (default: all)")
+    check.add_argument("--tools", choices=("any", "on", "off"), default="any", help="tool calls in conversations")
+    check.add_argument("--reasoning", choices=("any", "on", "off"), default="off",
+                       help="reasoning in assistant turns (default off)")
+    check.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default reports/)")
+    check.add_argument("--format", default="json,md", help="report formats: json,md (default both)")
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    check.add_argument("--quiet", action="store_true", help="print only the verdict table")
+    sub.add_parser("models", help="list the zoo models")
+    return parser
+
+
+def _flag(value: str) -> bool | str:
+    return {"on": True, "off": False}.get(value, value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    err = Console(stderr=True, highlight=False)
+    try:
+        if args.command == "models":
+            from harness.zoo import zoo_names
+
+            print("\n".join(zoo_names()))
+            return 0
+        return _check(args, Console(highlight=False, soft_wrap=True), err)
+    except HarnessError as exc:
+        err.print(f"harness: error: {exc}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("harness: interrupted")
+        return 130
+
+
+def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from harness import __version__
+    from harness.api import load_model, make_pairs
+    from harness.checks import CHECKS
+    from harness.errors import InputError
+    from harness.generate import generate
+    from harness.report import FORMATS, build_report, write_reports
+    from harness.runner import run_pair
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise InputError(f"--format={args.format!r}: unknown format {bad[0]!r}; use a comma list of {', '.join(FORMATS)}")
+    checks = [c.strip() for c in args.checks.split(",")] if args.checks else None
+    unknown = [c for c in checks or () if c not in CHECKS]
+    if unknown:
+        raise InputError(f"--checks={args.checks!r}: unknown check {unknown[0]!r}; use some of {', '.join(CHECKS)}")
+    tokenizer = load_model(model=args.model, model_dir=args.model_dir)
+    pairs = make_pairs(tokenizer, args.train, args.deploy)
+    results = []
+    for pair in pairs:
+        convs = generate(args.examples, seed=args.seed, tools=_flag(args.tools), reasoning=_flag(args.reasoning))
+        progress = _progress(err, args.examples, pair.name) if args.examples >= 500 and err.is_terminal else None
+        with progress or nullcontext():
+            task = progress.add_task(pair.name, total=args.examples) if progress else None
+            advance = (lambda k, t=task: progress.advance(t, k)) if progress else None
+            results.append(run_pair(pair, convs, checks=checks, advance=advance))
+    report = build_report(results, version=__version__, seed=args.seed, examples=args.examples,
+                          model=tokenizer.describe())
+    paths = write_reports(report, args.report_dir, formats)
+    _print_summary(out, results, quiet=args.quiet)
+    if paths:
+        out.print("reports: " + ", ".join(str(p) for p in paths), markup=False)
+    return 1 if any(r.failed(args.strict) for r in results) else 0
+
+
+def _progress(err: Console, total: int, name: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True)
+
+
+def _print_summary(out: Console, results, *, quiet: bool) -> None:
+    names = [c.name for c in results[0].checks] if results else []
+    table = Table(title="template-harness verdicts")
+    table.add_column("train")
+    table.add_column("deploy")
+    table.add_column("verdict")
+    for name in names:
+        table.add_column(name)
+    for r in results:
+        cells = []
+        for c in r.checks:
+            count = f" {c.errors or c.warnings}/{c.examples_run}" if c.verdict in ("fail", "warn") else ""
+            cells.append(f"[{_STYLE[c.verdict]}]{c.verdict}{count}[/]")
+        style = "green" if r.verdict == "consistent" else "bold red"
+        table.add_row(r.train, r.deploy, f"[{style}]{r.verdict}[/]", *cells)
+    out.print(table)
+    if quiet:
+        return
+    for r in results:
+        for c in r.checks:
+            f = c.failure
+            if f is None:
+                continue
+            out.print(f"\n[{_STYLE[c.verdict]}]{c.name}[/] {f.severity} — {r.train} vs {r.deploy}: ", end="")
+            out.print(f.explanation, markup=False)
+            if f.diff is not None and f.diff.index is not None:
+                out.print(f.diff.render(), markup=False)
+            out.print("minimal counterexample: " + f.conversation.to_json(), markup=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

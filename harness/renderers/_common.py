@@ -1,0 +1,72 @@
+"""Pieces every renderer shares: the template context, message spans, char→token lookup."""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_right
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from harness.errors import InputError
+from harness.renderers.base import Span
+
+if TYPE_CHECKING:
+    from harness.conversation import Conversation
+    from harness.tokenizers import Tokenizer
+
+
+def special_tokens_context(tokenizer: "Tokenizer") -> dict[str, Any]:
+    """``bos_token``, ``eos_token``… as ``apply_chat_template`` passes them (its ``special_tokens_map``)."""
+    return {k: v for k, v in dict(tokenizer.hf.special_tokens_map).items() if isinstance(v, (str, list))}
+
+
+def read_template_file(path: Path, what: str) -> str:
+    """Read a template file or raise an InputError that names it and the remedy."""
+    if not path.is_file():
+        raise InputError(f"{what}={str(path)!r}: no such file; pass the path of a .jinja chat template")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what}={str(path)!r}: cannot read it as UTF-8 text ({exc}); pass a .jinja text file") from None
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def token_at(offsets: Sequence[tuple[int, int]], ends: Sequence[int], char: int) -> int:
+    """Index of the first token whose end is past ``char`` (the token that holds ``char``)."""
+    return bisect_right(ends, char)
+
+
+def locate_spans(text: str, conv: "Conversation", offsets: Sequence[tuple[int, int]],
+                 ends: Sequence[int] | None = None) -> tuple[Span, ...]:
+    """Find each message's own text (reasoning, content, tool-call names) in ``text``, in order.
+
+    Parts a template rewrote (trimmed, re-serialised) are searched by their stripped text and skipped
+    when absent, so spans mark where a message's words are, not the template around them.
+    """
+    ends = ends if ends is not None else [e for _, e in offsets]
+    spans: list[Span] = []
+    cursor = 0
+    for i, m in enumerate(conv.messages):
+        parts: list[tuple[str, str]] = []
+        if m.reasoning:
+            parts.append(("reasoning", m.reasoning))
+        if m.content:
+            parts.append(("content", m.content))
+        for call in m.tool_calls:
+            parts.append(("tool_calls", call.name))
+        for part, value in parts:
+            needle = value if value in text[cursor:] else value.strip()
+            if not needle:
+                continue
+            at = text.find(needle, cursor)
+            if at < 0:
+                continue
+            end = at + len(needle)
+            start_tok = token_at(offsets, ends, at)
+            end_tok = token_at(offsets, ends, end - 1) + 1
+            spans.append(Span(i, part, start_tok, end_tok, at, end))
+            cursor = end
+    return tuple(spans)

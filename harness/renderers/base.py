@@ -1,0 +1,92 @@
+"""The renderer protocol: a conversation in, real token ids out.
+
+A *training* renderer encodes whole conversations that end with an assistant turn, as its framework
+encodes them for the loss, and says where each answer starts and which ids carry loss. A *deploy*
+renderer encodes the prompt an engine sends to the model for ``messages[:k]`` plus the generation prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from harness.conversation import Conversation
+    from harness.tokenizers import Tokenizer
+
+Side = Literal["train", "deploy"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where one message lies in a rendering: token indices ``[start, end)`` and chars ``[char_start, char_end)``.
+
+    ``part`` is ``content``, ``reasoning`` or ``tool_calls``; spans are found by locating the message's
+    own text in the rendering, so template text between messages belongs to no span.
+    """
+
+    message: int
+    part: str
+    start: int
+    end: int
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One trained answer (assistant message ``message``): its tokens ``[start, end)`` in the training ids.
+
+    ``char_start`` is where the answer text begins in the rendering; ``straddles`` is True when the token
+    at ``start`` begins before ``char_start`` (a boundary merge with the generation prompt's last token).
+    """
+
+    message: int
+    start: int
+    end: int
+    char_start: int
+    straddles: bool = False
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A rendering and its ids. ``labels[i]`` says whether ``ids[i]`` carries loss (training only)."""
+
+    ids: tuple[int, ...]
+    text: str | None = None
+    spans: tuple[Span, ...] = ()
+    labels: tuple[bool, ...] | None = None
+    answers: tuple[Answer, ...] = ()
+    offsets: tuple[tuple[int, int], ...] | None = None
+    segments: tuple[str, ...] | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def answer(self, message: int) -> Answer:
+        for a in self.answers:
+            if a.message == message:
+                return a
+        raise KeyError(message)
+
+    def span_at(self, index: int) -> Span | None:
+        """The message span that holds token ``index``, if any."""
+        for s in self.spans:
+            if s.start <= index < s.end:
+                return s
+        return None
+
+
+@runtime_checkable
+class Renderer(Protocol):
+    """What every renderer provides. ``stop_ids`` are the ids the engine stops on (deploy) or the
+    end-of-answer ids training appends (train)."""
+
+    spec: str
+    side: Side
+    tokenizer: "Tokenizer"
+
+    @property
+    def stop_ids(self) -> frozenset[int]: ...
+
+    def render(self, conv: "Conversation", *, add_generation_prompt: bool) -> Encoded: ...
+
+    def describe(self) -> dict[str, Any]: ...

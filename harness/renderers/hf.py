@@ -1,0 +1,138 @@
+"""``hf:`` — a chat template exactly as vLLM applies it (the deploy side most users ship to).
+
+vLLM (0.33) normalises the OpenAI request first: ``content: null`` → ``""``, tool-call argument strings
+parsed to objects (invalid JSON → ``{}``), empty ``tool_calls`` dropped, ``developer`` → ``system``,
+text parts joined with ``"\\n"``, tools re-serialised as ``{type, function: {name, description,
+parameters}}``, reasoning passed as ``reasoning_content``. transformers then drops ``None`` keys and
+aliases reasoning as ``thinking``. The template renders with the tokenizer's special-tokens map and
+``add_generation_prompt=True``; the prompt is tokenised with ``add_special_tokens=False``. The engine
+stops on the tokenizer eos, every ``generation_config.json`` eos id, and any request ``stop`` strings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+import tokenizers
+import transformers
+
+from harness.renderers._common import locate_spans, sha256_text, special_tokens_context
+from harness.renderers.base import Encoded
+from harness.sandbox import ChatTemplate
+
+if TYPE_CHECKING:
+    from harness.conversation import Conversation
+    from harness.tokenizers import Tokenizer
+
+
+def vllm_messages(conv: "Conversation") -> list[dict[str, Any]]:
+    """The message dicts vLLM hands to ``apply_chat_template`` for an OpenAI request of ``conv``."""
+    out: list[dict[str, Any]] = []
+    for m in conv.to_openai("request")["messages"]:
+        msg: dict[str, Any] = {"role": m["role"], "content": m.get("content") or ""}
+        calls = m.get("tool_calls")
+        if calls:
+            msg["tool_calls"] = [_parse_call(c) for c in calls]
+        reasoning = m.get("reasoning_content")
+        if m["role"] == "assistant" and reasoning:
+            msg["reasoning_content"] = reasoning
+        if m["role"] == "tool" and m.get("tool_call_id") is not None:
+            msg["tool_call_id"] = m["tool_call_id"]
+        if isinstance(m.get("name"), str):
+            msg["name"] = m["name"]
+        out.append(hf_message(msg))
+    return out
+
+
+def _parse_call(call: dict[str, Any]) -> dict[str, Any]:
+    fn = dict(call["function"])
+    args = fn.get("arguments")
+    if isinstance(args, str):
+        try:
+            fn["arguments"] = json.loads(args) if args else {}
+        except json.JSONDecodeError:
+            fn["arguments"] = {}
+    return {**call, "function": fn}
+
+
+def hf_message(msg: dict[str, Any]) -> dict[str, Any]:
+    """What transformers 5 does to a message dict: drop ``None`` values, alias reasoning fields."""
+    msg = {k: v for k, v in msg.items() if v is not None}
+    reasoning = next((msg[k] for k in ("reasoning_content", "thinking", "reasoning") if msg.get(k) is not None), None)
+    if reasoning is not None:
+        msg = {"thinking": reasoning, **msg, "reasoning_content": reasoning}
+    return msg
+
+
+@dataclass
+class JinjaRenderer:
+    """Base of the Jinja-backed renderers: a compiled template plus its tokenizer and context."""
+
+    spec: str
+    tokenizer: "Tokenizer"
+    template: ChatTemplate
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    add_special_tokens: bool = False
+    extra_stops: tuple[str, ...] = ()
+    side = "deploy"
+
+    def __post_init__(self) -> None:
+        self._context = {**special_tokens_context(self.tokenizer), **self.template_kwargs}
+
+    def _render_text(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                     add_generation_prompt: bool):
+        return self.template.render(self.side, messages=messages, tools=tools, documents=None,
+                                    add_generation_prompt=add_generation_prompt, **self._context)
+
+    def _encode(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+        """Ids, char offsets and token end offsets of ``text`` as this side tokenises it."""
+        ids, offsets = self.tokenizer.encode_offsets(text)
+        if self.add_special_tokens:  # the tokenizer's post-processor wraps the ids (a BOS, usually)
+            full = self.tokenizer.encode(text, add_special_tokens=True)
+            lead = next((i for i in range(len(full) - len(ids) + 1) if full[i:i + len(ids)] == ids), 0)
+            offsets = [(0, 0)] * lead + list(offsets) + [(len(text), len(text))] * (len(full) - lead - len(ids))
+            ids = full
+        return ids, offsets, [e for _, e in offsets]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.spec.split(":", 1)[0],
+            "spec": self.spec,
+            "side": self.side,
+            "template": self.template.origin,
+            "template_sha256": sha256_text(self.template.source),
+            "template_kwargs": dict(sorted(self.template_kwargs.items())),
+            "add_special_tokens": self.add_special_tokens,
+            "versions": {"jinja2": jinja2.__version__, "transformers": transformers.__version__,
+                         "tokenizers": tokenizers.__version__},
+        }
+
+
+class HFRenderer(JinjaRenderer):
+    """Deploy side as vLLM serves it. ``render(conv)`` is the prompt for the next assistant answer."""
+
+    side = "deploy"
+
+    @property
+    def stop_ids(self) -> frozenset[int]:
+        stops = set(self.tokenizer.generation_eos_ids)
+        if self.tokenizer.eos_id is not None:
+            stops.add(self.tokenizer.eos_id)
+        for text in self.extra_stops:
+            tid = self.tokenizer.token_id(text)
+            if tid is not None:
+                stops.add(tid)
+        return frozenset(stops)
+
+    def render(self, conv: "Conversation", *, add_generation_prompt: bool = True) -> Encoded:
+        tools = [t.to_openai() for t in conv.tools] or None
+        text = self._render_text(vllm_messages(conv), tools, add_generation_prompt).text
+        ids, offsets, ends = self._encode(text)
+        return Encoded(ids=tuple(ids), text=text, spans=locate_spans(text, conv, offsets, ends),
+                       offsets=tuple(offsets))
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "engine": "vllm", "stop_ids": sorted(self.stop_ids)}

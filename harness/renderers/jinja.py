@@ -1,0 +1,102 @@
+"""``jinja:`` — a training-side Jinja chat template as HF/TRL training renders and encodes it.
+
+The whole conversation is rendered once (``add_generation_prompt=False``) from the dataset form of the
+messages (tool-call arguments as objects) and tokenised with ``add_special_tokens=False``, as
+``apply_chat_template(tokenize=True)`` does. Answer ``k`` — what carries loss — is the ``k``-th
+``{% generation %}`` block when the template has them (``return_assistant_tokens_mask``); otherwise it is
+the completion TRL derives: the text between ``render(messages[:k], add_generation_prompt=True)`` and
+``render(messages[:k+1])``. Spec options: ``encode=segments`` encodes prompt and answer pieces separately
+(as prompt-completion and slot-wise trainers do); ``add_special_tokens=true`` adds the tokenizer's BOS/EOS.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ConversationError
+from harness.renderers._common import locate_spans, token_at
+from harness.renderers.base import Answer, Encoded
+from harness.renderers.hf import JinjaRenderer, hf_message
+
+if TYPE_CHECKING:
+    from harness.conversation import Conversation
+
+
+def dataset_messages(conv: "Conversation") -> list[dict[str, Any]]:
+    """Messages as an HF/TRL dataset stores them, after transformers' normalisation."""
+    return [hf_message(m) for m in conv.to_openai("dataset")["messages"]]
+
+
+class JinjaTrainRenderer(JinjaRenderer):
+    """Training side: whole conversations ending with an assistant answer."""
+
+    side = "train"
+    encode_mode: str = "whole"
+
+    @property
+    def stop_ids(self) -> frozenset[int]:
+        return frozenset({self.tokenizer.eos_id} - {None})
+
+    def _text(self, conv: "Conversation", gen: bool):
+        tools = [t.to_openai() for t in conv.tools] or None
+        return self._render_text(dataset_messages(conv), tools, gen)
+
+    def answer_ranges(self, conv: "Conversation", full: str, generation: tuple[tuple[int, int], ...]
+                      ) -> list[tuple[int, int, int]]:
+        """``(message index, char start, char end)`` of each trained answer in ``full``."""
+        indices = conv.assistant_indices
+        if generation and len(generation) == len(indices):
+            return [(k, s, e) for k, (s, e) in zip(indices, generation)]
+        ranges = []
+        for k in indices:
+            prompt = self._text(conv.prefix(k), True).text
+            start = len(prompt) if full.startswith(prompt) else len(os.path.commonprefix([prompt, full]))
+            done = self._text(conv.prefix(k + 1), False).text
+            end = len(done) if full.startswith(done) and len(done) > start else len(full)
+            ranges.append((k, start, end))
+        return ranges
+
+    def render(self, conv: "Conversation", *, add_generation_prompt: bool = False) -> Encoded:
+        if not conv.messages or conv.messages[-1].role != "assistant":
+            raise ConversationError("a training conversation must end with an assistant message; "
+                                    "generate with end_with_assistant=True")
+        result = self._text(conv, add_generation_prompt)
+        full = result.text
+        ranges = self.answer_ranges(conv, full, result.generation)
+        borders = sorted({0, len(full), *(p for _, s, e in ranges for p in (s, e))})
+        segments = tuple(full[a:b] for a, b in zip(borders, borders[1:]))
+        if self.encode_mode == "segments":
+            ids, offsets = [], []
+            for start, seg in zip(borders, segments):
+                seg_ids, seg_offsets = self.tokenizer.encode_offsets(seg)
+                ids.extend(seg_ids)
+                offsets.extend((a + start, b + start) for a, b in seg_offsets)
+            if self.add_special_tokens:
+                ids, offsets, _ = self._wrap_special(full, ids, offsets)
+        else:
+            ids, offsets, _ = self._encode(full)
+        ends = [e for _, e in offsets]
+        labels = [False] * len(ids)
+        answers = []
+        for k, start, end in ranges:
+            a = token_at(offsets, ends, start)
+            b = token_at(offsets, ends, end - 1) + 1 if end > start else a
+            for i in range(a, min(b, len(ids))):
+                labels[i] = True
+            straddles = a < len(offsets) and offsets[a][0] < start
+            answers.append(Answer(k, a, b, start, straddles))
+        return Encoded(ids=tuple(ids), text=full, spans=locate_spans(full, conv, offsets, ends), labels=tuple(labels),
+                       answers=tuple(answers), offsets=tuple(offsets), segments=segments)
+
+    def _wrap_special(self, text: str, ids: list[int], offsets: list[tuple[int, int]]):
+        full = self.tokenizer.encode(text, add_special_tokens=True)
+        plain = self.tokenizer.encode(text)
+        lead = next((i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain), 0)
+        tail = len(full) - lead - len(plain)
+        ids = full[:lead] + ids + (full[-tail:] if tail else [])
+        offsets = [(0, 0)] * lead + offsets + [(len(text), len(text))] * tail
+        return ids, offsets, [e for _, e in offsets]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "encode": self.encode_mode, "generation_blocks": self.template.has_generation}

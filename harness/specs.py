@@ -1,0 +1,133 @@
+"""Spec strings → renderers. Grammar: ``KIND:ARG[,key=value…]``.
+
+>>> parse_spec("hf:.,enable_thinking=false")
+Spec(kind='hf', arg='.', options={'enable_thinking': False})
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from harness.errors import InputError, SpecError
+from harness.renderers._common import read_template_file
+from harness.sandbox import DEFAULT_TIMEOUT, ChatTemplate
+
+if TYPE_CHECKING:
+    from harness.renderers.base import Renderer
+    from harness.tokenizers import Tokenizer
+
+
+@dataclass(frozen=True)
+class Spec:
+    kind: str
+    arg: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        opts = "".join(f",{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in self.options.items())
+        return f"{self.kind}:{self.arg}{opts}"
+
+
+def _value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_spec(text: str) -> Spec:
+    """Split a spec string; raise SpecError naming the string and the grammar."""
+    if not isinstance(text, str) or ":" not in text:
+        raise SpecError(f"spec={text!r}: expected KIND:ARG[,key=value...], e.g. 'hf:.' or 'jinja:train.jinja'; "
+                        f"kinds: {', '.join(sorted(KINDS))}")
+    kind, rest = text.split(":", 1)
+    parts = rest.split(",")
+    arg, options = parts[0], {}
+    if not kind or not arg:
+        raise SpecError(f"spec={text!r}: empty kind or argument; write e.g. 'hf:.' (the model dir's own template)")
+    for item in parts[1:]:
+        if "=" not in item:
+            raise SpecError(f"spec={text!r}: option {item!r} is not key=value; write e.g. ',enable_thinking=false'")
+        key, val = item.split("=", 1)
+        options[key.strip()] = _value(val.strip())
+    return Spec(kind.strip(), arg, options)
+
+
+def _template_for(arg: str, tokenizer: "Tokenizer", spec: str) -> tuple[str, str]:
+    """The template text and its origin for ``hf:``/``jinja:`` arguments: '.', a model dir, or a file."""
+    if arg == ".":
+        if not tokenizer.chat_template:
+            raise InputError(f"spec={spec!r}: the model dir {str(tokenizer.model_dir)!r} has no chat template "
+                             "(no chat_template.jinja and no chat_template in tokenizer_config.json); "
+                             "pass one as hf:path/to/template.jinja")
+        return tokenizer.chat_template, f"{tokenizer.name}:chat_template"
+    path = Path(arg).expanduser()
+    if path.is_dir():
+        from harness.tokenizers import read_chat_template
+
+        source = read_chat_template(path)
+        if not source:
+            raise InputError(f"spec={spec!r}: directory {arg!r} has no chat template; pass a .jinja file instead")
+        return source, str(path)
+    return read_template_file(path, f"spec={spec!r} template"), str(path)
+
+
+def _jinja_kwargs(spec: Spec) -> dict[str, Any]:
+    known = {"add_special_tokens", "timeout", "stop", "encode"}
+    return {k: v for k, v in spec.options.items() if k not in known}
+
+
+def _build_jinja(spec: Spec, tokenizer: "Tokenizer", cls: type) -> "Renderer":
+    source, origin = _template_for(spec.arg, tokenizer, str(spec))
+    timeout = spec.options.get("timeout", DEFAULT_TIMEOUT)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise SpecError(f"spec={str(spec)!r}: timeout={timeout!r} must be a positive number of seconds")
+    stops = spec.options.get("stop", ())
+    renderer = cls(spec=str(spec), tokenizer=tokenizer, template=ChatTemplate(source, origin, timeout=float(timeout)),
+                   template_kwargs=_jinja_kwargs(spec), add_special_tokens=bool(spec.options.get("add_special_tokens")),
+                   extra_stops=tuple(stops.split("|")) if isinstance(stops, str) else tuple(stops))
+    return renderer
+
+
+def _build_hf(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.hf import HFRenderer
+
+    if "encode" in spec.options:
+        raise SpecError(f"spec={str(spec)!r}: 'encode' is a training option; the hf deploy side tokenises whole prompts")
+    return _build_jinja(spec, tokenizer, HFRenderer)
+
+
+def _build_train_jinja(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.jinja import JinjaTrainRenderer
+
+    mode = spec.options.get("encode", "whole")
+    if mode not in ("whole", "segments"):
+        raise SpecError(f"spec={str(spec)!r}: encode={mode!r} must be 'whole' or 'segments'")
+    renderer = _build_jinja(spec, tokenizer, JinjaTrainRenderer)
+    renderer.encode_mode = mode
+    return renderer
+
+
+#: kind → (builder, sides it may be used on)
+KINDS: dict[str, tuple[Callable[[Spec, "Tokenizer"], "Renderer"], tuple[str, ...]]] = {
+    "hf": (_build_hf, ("deploy",)),
+    "jinja": (_build_train_jinja, ("train",)),
+}
+
+
+def build_renderer(text: str, tokenizer: "Tokenizer", *, side: str) -> "Renderer":
+    """Parse ``text`` and build its renderer for ``side`` ('train' or 'deploy')."""
+    spec = parse_spec(text)
+    if spec.kind not in KINDS:
+        raise SpecError(f"spec={text!r}: unknown kind {spec.kind!r}; use one of {', '.join(sorted(KINDS))}")
+    builder, sides = KINDS[spec.kind]
+    if side not in sides:
+        other = "--deploy" if side == "train" else "--train"
+        raise SpecError(f"spec={text!r}: kind {spec.kind!r} renders the {sides[0]} side; pass it with {other}")
+    return builder(spec, tokenizer)
