@@ -72,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n".join(zoo_names()))
             return 0
-        return _check(args, Console(highlight=False, soft_wrap=True), err)
+        out = Console(highlight=False, soft_wrap=True)
+        if not out.is_terminal:
+            out = Console(highlight=False, soft_wrap=True, width=200)
+        return _check(args, out, err)
     except HarnessError as exc:
         err.print(f"harness: error: {exc}", markup=False)
         return 2

@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterable, Literal, Mapping
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from typing import Any, Callable, Literal
 
 from harness.errors import ConversationError
 
@@ -78,6 +80,11 @@ class Tool:
         object.__setattr__(self, "parameters", _freeze(self.parameters))
 
     def to_openai(self) -> dict[str, Any]:
+        """``{"type": "function", "function": {...}}`` (a shared, cached dict)."""
+        return self._openai
+
+    @cached_property
+    def _openai(self) -> dict[str, Any]:
         return {
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": thaw(self.parameters)},
@@ -96,6 +103,25 @@ class Message:
     name: str | None = None
 
     def to_openai(self, form: Form = "request") -> dict[str, Any]:
+        """This message as OpenAI JSON. The dict is shared (cached): copy it before changing it."""
+        return self._request if form == "request" else self._dataset
+
+    @cached_property
+    def _request(self) -> dict[str, Any]:
+        return self._build("request")
+
+    @cached_property
+    def _dataset(self) -> dict[str, Any]:
+        return self._build("dataset")
+
+    def memo(self, key: str, make: "Callable[[Message], Any]") -> Any:
+        """A value derived from this (immutable) message, computed once: renderers cache their dict forms."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = make(self)
+        return cache[key]
+
+    def _build(self, form: Form) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role}
         content = self.content
         if content is None and form == "dataset":
@@ -138,13 +164,22 @@ class Conversation:
 
     def prefix(self, k: int) -> "Conversation":
         """The conversation up to (not including) message ``k``: what a server receives for answer ``k``."""
-        return Conversation(self.messages[:k], self.tools)
+        if k >= len(self.messages):
+            return self
+        out = object.__new__(Conversation)  # a prefix of a valid conversation is valid: skip re-validation
+        object.__setattr__(out, "messages", self.messages[:k])
+        object.__setattr__(out, "tools", self.tools)
+        return out
 
     def to_openai(self, form: Form = "request") -> dict[str, Any]:
         out: dict[str, Any] = {"messages": [m.to_openai(form) for m in self.messages]}
         if self.tools:
             out["tools"] = [t.to_openai() for t in self.tools]
         return out
+
+    def tool_dicts(self) -> list[dict[str, Any]] | None:
+        """Tool definitions as OpenAI JSON (shared dicts), or None when there are none."""
+        return [t.to_openai() for t in self.tools] or None
 
     def to_json(self) -> str:
         return json.dumps(self.to_openai(), ensure_ascii=False, sort_keys=True)
@@ -240,3 +275,38 @@ def _validate(conv: Conversation) -> None:
             raise ConversationError(f"{path}.content=None: a {m.role} message needs text content")
         if m.role != "assistant" and (m.tool_calls or m.reasoning is not None):
             raise ConversationError(f"{path}.role={m.role!r}: only assistant messages carry tool_calls or reasoning")
+
+
+PLAIN_TEXT = "Hello there."
+
+
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return "x"
+    if isinstance(value, Mapping):
+        return {k: _plain_json(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain_json(v) for v in value]
+    return value
+
+
+def shape_key(conv: Conversation) -> tuple:
+    """What ``plain_variant`` keeps: roles, which texts are empty, call names, tool names."""
+    return (tuple((m.role, bool(m.content), bool(m.reasoning), tuple((c.name, tuple(c.arguments)) for c in m.tool_calls))
+                  for m in conv.messages), tuple((t.name, bool(t.description)) for t in conv.tools))
+
+
+def plain_variant(conv: Conversation) -> Conversation:
+    """The same shape with every text plain: non-empty texts become ``PLAIN_TEXT``, string values ``"x"``.
+
+    Whatever differs between two renderings of a plain variant comes from the templates, not the data.
+    """
+    from dataclasses import replace
+
+    messages = tuple(
+        replace(m, content=PLAIN_TEXT if m.content else m.content,
+                reasoning=PLAIN_TEXT if m.reasoning else m.reasoning,
+                tool_calls=tuple(ToolCall(c.name, _plain_json(c.arguments), c.id) for c in m.tool_calls))
+        for m in conv.messages)
+    tools = tuple(Tool(t.name, "A tool." if t.description else "", t.parameters) for t in conv.tools)
+    return Conversation(messages, tools)

@@ -7,7 +7,7 @@ from typing import Callable, Iterable, Literal, Sequence
 
 from harness.checks import CHECKS, Case, Check, Failure, Pair, Skip
 from harness.conversation import Conversation
-from harness.errors import RenderRejected
+from harness.errors import ConversationError, RenderRejected
 from harness.shrink import shrink
 
 Verdict = Literal["pass", "fail", "warn", "skipped"]
@@ -53,11 +53,6 @@ class _Tally:
     first_error: Failure | None = None
     first_warning: Failure | None = None
     skipped: str = ""
-
-
-def run_check(check: Check, case: Case) -> Failure | None:
-    """One check on one case; Skip propagates, a training-side rejection returns None."""
-    return check.run(case)
 
 
 def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Sequence[str] | None = None,
@@ -120,7 +115,7 @@ def minimal(pair: Pair, check: Check, failure: Failure) -> Failure:
     def fails(conv: Conversation) -> Failure | None:
         try:
             got = check.run(pair.case(conv))
-        except (Skip, RenderRejected):
+        except (Skip, RenderRejected, ConversationError):
             return None
         return got if got is not None and got.severity == failure.severity else None
 

@@ -39,6 +39,7 @@ class Pair:
 
     train: "Renderer"
     deploy: "Renderer"
+    _shapes: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def tokenizer(self) -> "Tokenizer":
@@ -50,6 +51,17 @@ class Pair:
 
     def case(self, conv: "Conversation") -> "Case":
         return Case(self, conv)
+
+    def by_shape(self, check: str, conv: "Conversation", run: Callable[["Case"], "Failure | None"]) -> "Failure | None":
+        """Run ``run`` on the plain variant of ``conv`` once per conversation shape (structural checks)."""
+        from harness.conversation import plain_variant, shape_key
+
+        key = (check, shape_key(conv))
+        if key not in self._shapes:
+            if len(self._shapes) > 50_000:
+                self._shapes.clear()
+            self._shapes[key] = run(self.case(plain_variant(conv)))
+        return self._shapes[key]
 
 
 class Case:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from harness.checks.base import Case, Check, Failure, deploy_rejected
 from harness.conversation import Conversation, Message
 from harness.errors import RenderRejected
@@ -19,22 +21,28 @@ def _explain(case: Case, k: int, straddles: bool, same_text: bool) -> str:
             "the served model sees a prompt it was not trained on")
 
 
+def compare_prompt(case: Case, check: str, ans) -> Failure | None:
+    """Deploy prompt for answer ``ans`` vs the training ids before it (a boundary merge is a warning)."""
+    train = case.train
+    try:
+        prompt = case.prompt(ans.message)
+    except RenderRejected as exc:
+        return deploy_rejected(case, check, ans.message, exc)
+    expected = train.ids[:ans.start]
+    if prompt.ids == expected:
+        return None
+    same_text = prompt.text is not None and train.text is not None and prompt.text == train.text[:ans.char_start]
+    straddle = ans.straddles and same_text
+    return Failure(check, "warning" if straddle else "error", _explain(case, ans.message, ans.straddles, same_text),
+                   case.conv.prefix(ans.message + 1), case.diff(expected, prompt), ans.message)
+
+
 def prompt_prefix(case: Case) -> Failure | None:
     """For every answer k: deploy ids for messages[:k] + generation prompt == training ids before answer k."""
-    train = case.train
-    for ans in train.answers:
-        try:
-            prompt = case.prompt(ans.message)
-        except RenderRejected as exc:
-            return deploy_rejected(case, "prompt-prefix", ans.message, exc)
-        expected = train.ids[:ans.start]
-        if prompt.ids == expected:
-            continue
-        same_text = prompt.text is not None and train.text is not None and prompt.text == train.text[:ans.char_start]
-        straddle = ans.straddles and same_text
-        return Failure("prompt-prefix", "warning" if straddle else "error",
-                       _explain(case, ans.message, ans.straddles, same_text),
-                       case.conv.prefix(ans.message + 1), case.diff(expected, prompt), ans.message)
+    for ans in case.train.answers:
+        failure = compare_prompt(case, "prompt-prefix", ans)
+        if failure is not None:
+            return failure
     return None
 
 
@@ -49,24 +57,23 @@ def _with_system(conv: Conversation, system: str | None) -> Conversation:
 
 
 def system(case: Case) -> Failure | None:
-    """No system, an empty system and a per-sample system give the same first prompt on both sides."""
+    """No system, an empty system and a per-sample system give the same first prompt on both sides.
+
+    Structural: run once per conversation shape, on plain texts (data-dependent drift is prompt-prefix's)."""
     if not case.conv.assistant_indices:
         return None
+    return case.pair.by_shape("system", case.conv, _system_variants)
+
+
+def _system_variants(case: Case) -> Failure | None:
     for label, text in (("no system message", None), ("an empty system message", ""),
                         ("a per-sample system message", SYSTEM_TEXT)):
         variant = case.pair.case(_with_system(case.conv, text))
-        train = variant.train
-        ans = train.answers[0]
-        try:
-            prompt = variant.prompt(ans.message)
-        except RenderRejected as exc:
-            return deploy_rejected(variant, "system", ans.message, exc)
-        if prompt.ids != train.ids[:ans.start]:
-            diff = variant.diff(train.ids[:ans.start], prompt)
-            return Failure("system", "error",
-                           f"with {label} the first prompt differs between training and serving (a default system "
-                           "prompt injected on one side only, or an empty system handled differently)",
-                           variant.conv, diff, ans.message)
+        failure = compare_prompt(variant, "system", variant.train.answers[0])
+        if failure is not None and failure.severity == "error":  # boundary merges are prompt-prefix's to report
+            return replace(failure, explanation=f"with {label} the first prompt differs between training and "
+                           "serving (a default system prompt injected on one side only, or an empty system handled "
+                           "differently): " + failure.explanation)
     return None
 
 

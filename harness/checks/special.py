@@ -43,17 +43,20 @@ def _bad_control_text(case: Case, enc: Encoded, side: str) -> Failure | None:
     return None
 
 
+def _template_control_text(plain: Case) -> Failure | None:
+    """Control-looking text in a plain rendering is the template's own: each must be one token."""
+    last = plain.train.answers[-1].message
+    return _bad_control_text(plain, plain.train, "training") or _bad_control_text(plain, plain.prompt(last), "deploy")
+
+
 def special_tokens(case: Case) -> Failure | None:
     train = case.train
     last = train.answers[-1].message
-    failure = _bad_control_text(case, train, "training")
-    if failure:
-        return failure
     try:
         prompt = case.prompt(last)
     except RenderRejected as exc:
         return deploy_rejected(case, "special-tokens", last, exc)
-    failure = _bad_control_text(case, prompt, "deploy")
+    failure = case.pair.by_shape("special-tokens", case.conv, _template_control_text)
     if failure:
         return failure
     specials = case.pair.tokenizer.special_tokens
@@ -69,7 +72,7 @@ def special_tokens(case: Case) -> Failure | None:
             return Failure("special-tokens", "warning",
                            f"messages[{i}].content contains {found[0]!r}, which the deploy engine parses as a control "
                            "token (prompts are tokenised with special-token parsing on): user text can end a turn or "
-                           "forge a role", case.conv.prefix(i + 1), message=i)
+                           "forge a role", case.conv.prefix(last + 1), message=i)
     return None
 
 

@@ -24,27 +24,29 @@ from harness.renderers.base import Encoded
 from harness.sandbox import ChatTemplate
 
 if TYPE_CHECKING:
-    from harness.conversation import Conversation
+    from harness.conversation import Conversation, Message
     from harness.tokenizers import Tokenizer
 
 
 def vllm_messages(conv: "Conversation") -> list[dict[str, Any]]:
     """The message dicts vLLM hands to ``apply_chat_template`` for an OpenAI request of ``conv``."""
-    out: list[dict[str, Any]] = []
-    for m in conv.to_openai("request")["messages"]:
-        msg: dict[str, Any] = {"role": m["role"], "content": m.get("content") or ""}
-        calls = m.get("tool_calls")
-        if calls:
-            msg["tool_calls"] = [_parse_call(c) for c in calls]
-        reasoning = m.get("reasoning_content")
-        if m["role"] == "assistant" and reasoning:
-            msg["reasoning_content"] = reasoning
-        if m["role"] == "tool" and m.get("tool_call_id") is not None:
-            msg["tool_call_id"] = m["tool_call_id"]
-        if isinstance(m.get("name"), str):
-            msg["name"] = m["name"]
-        out.append(hf_message(msg))
-    return out
+    return [m.memo("vllm", _vllm_message) for m in conv.messages]
+
+
+def _vllm_message(message: "Message") -> dict[str, Any]:
+    m = message.to_openai("request")
+    msg: dict[str, Any] = {"role": m["role"], "content": m.get("content") or ""}
+    calls = m.get("tool_calls")
+    if calls:
+        msg["tool_calls"] = [_parse_call(c) for c in calls]
+    reasoning = m.get("reasoning_content")
+    if m["role"] == "assistant" and reasoning:
+        msg["reasoning_content"] = reasoning
+    if m["role"] == "tool" and m.get("tool_call_id") is not None:
+        msg["tool_call_id"] = m["tool_call_id"]
+    if isinstance(m.get("name"), str):
+        msg["name"] = m["name"]
+    return hf_message(msg)
 
 
 def _parse_call(call: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +130,7 @@ class HFRenderer(JinjaRenderer):
         return frozenset(stops)
 
     def render(self, conv: "Conversation", *, add_generation_prompt: bool = True) -> Encoded:
-        tools = [t.to_openai() for t in conv.tools] or None
-        text = self._render_text(vllm_messages(conv), tools, add_generation_prompt).text
+        text = self._render_text(vllm_messages(conv), conv.tool_dicts(), add_generation_prompt).text
         ids, offsets, ends = self._encode(text)
         return Encoded(ids=tuple(ids), text=text, spans=locate_spans(text, conv, offsets, ends),
                        offsets=tuple(offsets))

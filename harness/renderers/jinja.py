@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def dataset_messages(conv: "Conversation") -> list[dict[str, Any]]:
     """Messages as an HF/TRL dataset stores them, after transformers' normalisation."""
-    return [hf_message(m) for m in conv.to_openai("dataset")["messages"]]
+    return [m.memo("dataset", lambda m: hf_message(m.to_openai("dataset"))) for m in conv.messages]
 
 
 class JinjaTrainRenderer(JinjaRenderer):
@@ -39,8 +39,7 @@ class JinjaTrainRenderer(JinjaRenderer):
         return frozenset({self.tokenizer.eos_id} - {None})
 
     def _text(self, conv: "Conversation", gen: bool):
-        tools = [t.to_openai() for t in conv.tools] or None
-        return self._render_text(dataset_messages(conv), tools, gen)
+        return self._render_text(dataset_messages(conv), conv.tool_dicts(), gen)
 
     def answer_ranges(self, conv: "Conversation", full: str, generation: tuple[tuple[int, int], ...]
                       ) -> list[tuple[int, int, int]]:

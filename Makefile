@@ -1,0 +1,30 @@
+# `make check` runs the main job on the embedded default model; `make test` runs the test suite.
+# Both create .venv and install everything on first use (no network beyond PyPI, no model hub).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements-zoo.txt | cksum | cut -d' ' -f1)
+
+.PHONY: check test bench venv clean
+
+$(STAMP): pyproject.toml requirements-zoo.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps -r requirements-zoo.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+check: $(STAMP)
+	$(VENV)/bin/harness check --model qwen2.5 --train jinja:. --deploy hf:. --examples 2000 --report-dir reports
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) reports/report.*
