@@ -36,6 +36,14 @@ def candidates(conv: Conversation) -> Iterator[Callable[[], Conversation]]:
     msgs = conv.messages
     for start, end in reversed(_turns(conv)):
         yield lambda start=start, end=end: Conversation(msgs[:start] + msgs[end:], conv.tools)
+    for i, m in enumerate(msgs):  # drop a tool-call step: the calling message and the results after it
+        if m.tool_calls:
+            j = i + 1
+            while j < len(msgs) and msgs[j].role == "tool":
+                j += 1
+            yield lambda i=i, j=j: Conversation(msgs[:i] + msgs[j:], conv.tools)
+    for k in conv.assistant_indices[:-1]:  # end at an earlier answer
+        yield lambda k=k: Conversation(msgs[:k + 1], conv.tools)
     if msgs and msgs[0].role == "system":
         yield lambda: Conversation(msgs[1:], conv.tools)
     if conv.tools:

@@ -1,0 +1,38 @@
+"""Shared helpers for the self-tests: sweeps over the zoo's Qwen2.5 with fixture templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.api import load_model, make_pair
+from harness.generate import generate
+from harness.runner import TargetResult, run_pair
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+pytest_plugins = ["pytester"]
+
+
+def fixture(rel: str) -> str:
+    return str(FIXTURES / rel)
+
+
+def sweep(train: str, deploy: str, *, model: str = "qwen2.5", n: int = 150, checks=None, seed: int = 0,
+          model_dir=None, **gen) -> TargetResult:
+    tok = load_model(model=None if model_dir else model, model_dir=model_dir)
+    pair = make_pair(tok, train, deploy)
+    gen.setdefault("tools", "any")
+    gen.setdefault("reasoning", False)
+    return run_pair(pair, generate(n, seed=seed, **gen), checks=checks)
+
+
+def result_of(target: TargetResult, name: str):
+    return next(c for c in target.checks if c.name == name)
+
+
+@pytest.fixture(scope="session")
+def qwen():
+    return load_model(model="qwen2.5")
