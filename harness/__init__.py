@@ -1,5 +1,11 @@
 """template-harness: prove a fine-tuned model is prompted at serving time exactly as in training."""
 
+import os as _os
+
+# Offline by design: never reach a model hub; no torch advice on import (templates need no torch).
+_os.environ.setdefault("HF_HUB_OFFLINE", "1")
+_os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
 from harness.api import DEFAULT_MODEL, check, load_model, make_pair, make_pairs
 from harness.checks import CHECKS, Failure, Pair
 from harness.conversation import Conversation, Message, Tool, ToolCall

@@ -77,10 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = Console(highlight=False, soft_wrap=True, width=200)
         return _check(args, out, err)
     except HarnessError as exc:
-        err.print(f"harness: error: {exc}", markup=False)
+        sys.stderr.write(f"harness: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
-        err.print("harness: interrupted")
+        sys.stderr.write("harness: interrupted\n")
         return 130
 
 
@@ -114,9 +114,14 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     report = build_report(results, version=__version__, seed=args.seed, examples=args.examples,
                           model=tokenizer.describe())
     paths = write_reports(report, args.report_dir, formats)
-    _print_summary(out, results, quiet=args.quiet)
+    _print_summary(out, [r for r in results if r.verdict != "error"], quiet=args.quiet)
     if paths:
         out.print("reports: " + ", ".join(str(p) for p in paths), markup=False)
+    errors = [r for r in results if r.verdict == "error"]
+    for r in errors:
+        sys.stderr.write(f"harness: error: {r.error}\n")
+    if errors:
+        return 2
     return 1 if any(r.failed(args.strict) for r in results) else 0
 
 
@@ -128,6 +133,8 @@ def _progress(err: Console, total: int, name: str):
 
 
 def _print_summary(out: Console, results, *, quiet: bool) -> None:
+    if not results:
+        return
     names = [c.name for c in results[0].checks] if results else []
     table = Table(title="template-harness verdicts")
     table.add_column("train")

@@ -23,16 +23,26 @@ def visible(text: str) -> str:
     return text.translate(_VISIBLE)
 
 
-def region(enc: Encoded | None, index: int) -> str:
-    """Which message (and part) token ``index`` lies in, or the template text around it."""
+def region(enc: Encoded | None, index: int, bounds: Sequence[int] | None = None) -> str:
+    """Which message (and part) token ``index`` lies in, or the template text around it.
+
+    ``bounds[i]`` is where message ``i``'s rendering ends (chars); without them only located
+    message text can be named.
+    """
     if enc is None:
         return "?"
+    if index >= len(enc.ids):
+        return "end of sequence"
     span = enc.span_at(index)
     if span is not None:
         return f"messages[{span.message}].{span.part}"
+    if bounds and enc.offsets:
+        char = enc.offsets[index][0]
+        for i, end in enumerate(bounds):
+            if char < end:
+                return f"messages[{i}] (template text)"
+        return "generation prompt" if enc.labels is None else "template text after the last message"
     before = [s for s in enc.spans if s.end <= index]
-    if index >= len(enc.ids):
-        return "end of sequence"
     if not before:
         return "template text before the first message"
     last = before[-1]
@@ -53,7 +63,8 @@ class TokenDiff:
 
     @classmethod
     def compute(cls, train: Sequence[int], deploy: Sequence[int], *, piece: Callable[[int], str],
-                train_enc: Encoded | None = None, deploy_enc: Encoded | None = None) -> "TokenDiff":
+                train_enc: Encoded | None = None, deploy_enc: Encoded | None = None,
+                train_bounds: Sequence[int] | None = None, deploy_bounds: Sequence[int] | None = None) -> "TokenDiff":
         train, deploy = tuple(train), tuple(deploy)
         n = min(len(train), len(deploy))
         index = next((i for i in range(n) if train[i] != deploy[i]), n)
@@ -71,7 +82,8 @@ class TokenDiff:
         for _, a, b, c, d in opcodes[:8]:
             wanted |= set(train[a:min(b, a + 16)]) | set(deploy[c:min(d, c + 16)])
         pieces = {i: piece(i) for i in wanted}
-        return cls(train, deploy, index, region(train_enc, index), region(deploy_enc, index), opcodes, pieces)
+        return cls(train, deploy, index, region(train_enc, index, train_bounds),
+                   region(deploy_enc, index, deploy_bounds), opcodes, pieces)
 
     def _tok(self, ids: tuple[int, ...], i: int) -> str:
         if i >= len(ids):

@@ -59,13 +59,15 @@ def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Seque
              shrink_failures: bool = True, advance: Callable[[int], None] | None = None) -> TargetResult:
     """Sweep ``conversations`` through every check. Rejections by the training template are counted, not failed."""
     tallies = [_Tally(CHECKS[name]) for name in (checks or list(CHECKS))]
-    n = 0
+    n, rejected, first_reason = 0, 0, ""
     for conv in conversations:
         n += 1
         case = pair.case(conv)
         try:
             case.train  # noqa: B018 - render once, shared by every check
-        except RenderRejected:
+        except RenderRejected as exc:
+            rejected += 1
+            first_reason = first_reason or exc.reason
             for t in tallies:
                 t.rejected += 1
             if advance:
@@ -93,10 +95,14 @@ def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Seque
                 t.first_warning = t.first_warning or failure
         if advance:
             advance(1)
+    describe = {"train": pair.train.describe(), "deploy": pair.deploy.describe()}
+    if n and rejected == n:
+        return TargetResult(pair.train.spec, pair.deploy.spec, "error", (), n, describe=describe,
+                            error=f"the training template {pair.train.spec!r} rejected all {n} conversations "
+                                  f"(first: {first_reason}); fix the template or generate shapes it accepts")
     results = tuple(_result(pair, t, shrink_failures) for t in tallies)
     verdict = "inconsistent" if any(r.verdict == "fail" for r in results) else "consistent"
-    return TargetResult(pair.train.spec, pair.deploy.spec, verdict, results, n,
-                        describe={"train": pair.train.describe(), "deploy": pair.deploy.describe()})
+    return TargetResult(pair.train.spec, pair.deploy.spec, verdict, results, n, describe=describe)
 
 
 def _result(pair: Pair, t: _Tally, shrink_failures: bool) -> CheckResult:

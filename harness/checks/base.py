@@ -85,9 +85,23 @@ class Case:
             self._prompts[k] = self.pair.deploy.render(self.conv.prefix(k), add_generation_prompt=True)
         return self._prompts[k]
 
-    def diff(self, train_ids: Any, deploy: "Encoded") -> TokenDiff:
+    def diff(self, train_ids: Any, deploy: "Encoded", k: int | None = None) -> TokenDiff:
+        """TokenDiff of training ids vs a deploy prompt (for answer ``k``), regions named per message."""
+        k = len(self.conv.messages) if k is None else k
         return TokenDiff.compute(train_ids, deploy.ids, piece=self.pair.tokenizer.piece, train_enc=self.train,
-                                 deploy_enc=deploy)
+                                 deploy_enc=deploy, train_bounds=self.bounds(self.pair.train, len(self.conv.messages)),
+                                 deploy_bounds=self.bounds(self.pair.deploy, k))
+
+    def bounds(self, renderer: "Renderer", k: int) -> list[int]:
+        """Char end of each of the first ``k`` messages in ``renderer``'s rendering (only built for diffs)."""
+        out = []
+        for i in range(1, k + 1):
+            try:
+                text = renderer.render_text(self.conv.prefix(i), add_generation_prompt=False)
+            except RenderRejected:
+                return out
+            out.append(len(text))
+        return out
 
     def pieces(self, ids: Any) -> list[dict[str, Any]]:
         return [{"id": i, "piece": self.pair.tokenizer.piece(i)} for i in ids]

@@ -37,7 +37,7 @@ def bos(case: Case) -> Failure | None:
     if problem is None:
         return None
     return Failure("bos", "error", problem, case.conv.prefix(first + 1),
-                   case.diff(train.ids[:train.answers[0].start], prompt), first)
+                   case.diff(train.ids[:train.answers[0].start], prompt, first), first)
 
 
 CHECKS = (Check("bos", bos, "exactly one BOS where the model expects it, on both sides"),)

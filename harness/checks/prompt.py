@@ -34,7 +34,7 @@ def compare_prompt(case: Case, check: str, ans) -> Failure | None:
     same_text = prompt.text is not None and train.text is not None and prompt.text == train.text[:ans.char_start]
     straddle = ans.straddles and same_text
     return Failure(check, "warning" if straddle else "error", _explain(case, ans.message, ans.straddles, same_text),
-                   case.conv.prefix(ans.message + 1), case.diff(expected, prompt), ans.message)
+                   case.conv.prefix(ans.message + 1), case.diff(expected, prompt, ans.message), ans.message)
 
 
 def prompt_prefix(case: Case) -> Failure | None:

@@ -129,8 +129,12 @@ class HFRenderer(JinjaRenderer):
                 stops.add(tid)
         return frozenset(stops)
 
+    def render_text(self, conv: "Conversation", *, add_generation_prompt: bool = True) -> str:
+        """The prompt text only (no tokenisation)."""
+        return self._render_text(vllm_messages(conv), conv.tool_dicts(), add_generation_prompt).text
+
     def render(self, conv: "Conversation", *, add_generation_prompt: bool = True) -> Encoded:
-        text = self._render_text(vllm_messages(conv), conv.tool_dicts(), add_generation_prompt).text
+        text = self.render_text(conv, add_generation_prompt=add_generation_prompt)
         ids, offsets, ends = self._encode(text)
         return Encoded(ids=tuple(ids), text=text, spans=locate_spans(text, conv, offsets, ends),
                        offsets=tuple(offsets))

@@ -41,6 +41,9 @@ class JinjaTrainRenderer(JinjaRenderer):
     def _text(self, conv: "Conversation", gen: bool):
         return self._render_text(dataset_messages(conv), conv.tool_dicts(), gen)
 
+    def render_text(self, conv: "Conversation", *, add_generation_prompt: bool = False) -> str:
+        return self._text(conv, add_generation_prompt).text
+
     def answer_ranges(self, conv: "Conversation", full: str, generation: tuple[tuple[int, int], ...]
                       ) -> list[tuple[int, int, int]]:
         """``(message index, char start, char end)`` of each trained answer in ``full``."""
