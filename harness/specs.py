@@ -60,13 +60,20 @@ def parse_spec(text: str) -> Spec:
 
 
 def _template_for(arg: str, tokenizer: "Tokenizer", spec: str) -> tuple[str, str]:
-    """The template text and its origin for ``hf:``/``jinja:`` arguments: '.', a model dir, or a file."""
+    """The template text and its origin for ``hf:``/``jinja:`` arguments: '.', ``zoo:NAME``, a model dir, a file."""
     if arg == ".":
         if not tokenizer.chat_template:
             raise InputError(f"spec={spec!r}: the model dir {str(tokenizer.model_dir)!r} has no chat template "
                              "(no chat_template.jinja and no chat_template in tokenizer_config.json); "
                              "pass one as hf:path/to/template.jinja")
         return tokenizer.chat_template, f"{tokenizer.name}:chat_template"
+    if arg.startswith("zoo:"):
+        from harness.zoo import load_zoo_tokenizer
+
+        other = load_zoo_tokenizer(arg[4:])
+        if not other.chat_template:
+            raise InputError(f"spec={spec!r}: zoo model {arg[4:]!r} ships no chat template; pick another model")
+        return other.chat_template, f"{other.name}:chat_template"
     path = Path(arg).expanduser()
     if path.is_dir():
         from harness.tokenizers import read_chat_template

@@ -36,7 +36,7 @@ def bos(case: Case) -> Failure | None:
         problem = f"training starts with {n_train} BOS and the deploy prompt with {n_deploy}"
     if problem is None:
         return None
-    return Failure("bos", "error", problem, case.conv.prefix(first + 1),
+    return Failure("bos", "error", problem, case.conv,
                    case.diff(train.ids[:train.answers[0].start], prompt, first), first)
 
 

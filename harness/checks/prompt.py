@@ -9,7 +9,11 @@ from harness.conversation import Conversation, Message
 from harness.errors import RenderRejected
 
 
-def _explain(case: Case, k: int, straddles: bool, same_text: bool) -> str:
+def _explain(case: Case, k: int, straddles: bool, same_text: bool, rewritten: bool = False) -> str:
+    if rewritten:
+        return (f"training renders the whole conversation, and later turns change how the history before answer "
+                f"messages[{k}] is rendered (e.g. reasoning stripped from earlier turns): the model was trained on "
+                "the rewritten history but is served the original one")
     if straddles and same_text:
         return (f"boundary merge: answer messages[{k}] starts with text that merges with the generation prompt's "
                 "last token when training tokenises the whole string, so training saw an id serving never produces "
@@ -33,8 +37,9 @@ def compare_prompt(case: Case, check: str, ans) -> Failure | None:
         return None
     same_text = prompt.text is not None and train.text is not None and prompt.text == train.text[:ans.char_start]
     straddle = ans.straddles and same_text
-    return Failure(check, "warning" if straddle else "error", _explain(case, ans.message, ans.straddles, same_text),
-                   case.conv.prefix(ans.message + 1), case.diff(expected, prompt, ans.message), ans.message)
+    return Failure(check, "warning" if straddle else "error",
+                   _explain(case, ans.message, ans.straddles, same_text, ans.rewritten),
+                   case.conv, case.diff(expected, prompt, ans.message), ans.message)
 
 
 def prompt_prefix(case: Case) -> Failure | None:

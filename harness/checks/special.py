@@ -72,7 +72,7 @@ def special_tokens(case: Case) -> Failure | None:
             return Failure("special-tokens", "warning",
                            f"messages[{i}].content contains {found[0]!r}, which the deploy engine parses as a control "
                            "token (prompts are tokenised with special-token parsing on): user text can end a turn or "
-                           "forge a role", case.conv.prefix(last + 1), message=i)
+                           "forge a role", case.conv, message=i)
     return None
 
 

@@ -21,12 +21,12 @@ def answer_stop(case: Case) -> Failure | None:
                            f"{''.join(t['piece'] for t in tokens['answer_end'])!r}, but the deploy side stops only on "
                            f"[{names}]: the served model will not stop where it learned to (check eos_token_id in "
                            "generation_config.json, the tokenizer eos, or the engine's stop words)",
-                           case.conv.prefix(ans.message + 1), message=ans.message, tokens=tokens)
+                           case.conv, message=ans.message, tokens=tokens)
         if labels and not labels[hit]:
             return Failure("answer-stop", "error",
                            f"answer messages[{ans.message}] contains the stop id {train.ids[hit]} "
                            f"{case.pair.tokenizer.piece(train.ids[hit])!r} but it carries no loss: the model never "
-                           "learned to emit it", case.conv.prefix(ans.message + 1), message=ans.message, tokens=tokens)
+                           "learned to emit it", case.conv, message=ans.message, tokens=tokens)
     return None
 
 

@@ -38,7 +38,9 @@ class Answer:
     """One trained answer (assistant message ``message``): its tokens ``[start, end)`` in the training ids.
 
     ``char_start`` is where the answer text begins in the rendering; ``straddles`` is True when the token
-    at ``start`` begins before ``char_start`` (a boundary merge with the generation prompt's last token).
+    at ``start`` begins before ``char_start`` (a boundary merge with the generation prompt's last token);
+    ``rewritten`` is True when ``render(messages[:k], add_generation_prompt=True)`` is not a prefix of the
+    whole rendering (history rewritten by later turns), so ``char_start`` is where the two part.
     """
 
     message: int
@@ -46,6 +48,7 @@ class Answer:
     end: int
     char_start: int
     straddles: bool = False
+    rewritten: bool = False  # the template renders messages[:k] differently once later messages follow
 
 
 @dataclass(frozen=True)

@@ -45,19 +45,27 @@ class JinjaTrainRenderer(JinjaRenderer):
         return self._text(conv, add_generation_prompt).text
 
     def answer_ranges(self, conv: "Conversation", full: str, generation: tuple[tuple[int, int], ...]
-                      ) -> list[tuple[int, int, int]]:
-        """``(message index, char start, char end)`` of each trained answer in ``full``."""
+                      ) -> list[tuple[int, int, int, bool]]:
+        """``(message index, char start, char end, history rewritten)`` of each trained answer in ``full``."""
         indices = conv.assistant_indices
         if generation and len(generation) == len(indices):
-            return [(k, s, e) for k, (s, e) in zip(indices, generation)]
+            return [(k, s, e, False) for k, (s, e) in zip(indices, generation)]
         ranges = []
         for k in indices:
             prompt = self._text(conv.prefix(k), True).text
-            start = len(prompt) if full.startswith(prompt) else len(os.path.commonprefix([prompt, full]))
+            kept = full.startswith(prompt)
+            start = len(prompt) if kept else self._rewritten_start(conv, k, prompt, full)
             done = self._text(conv.prefix(k + 1), False).text
             end = len(done) if full.startswith(done) and len(done) > start else len(full)
-            ranges.append((k, start, end))
+            ranges.append((k, start, end, not kept))
         return ranges
+
+    def _rewritten_start(self, conv: "Conversation", k: int, prompt: str, full: str) -> int:
+        """Where answer k starts when later turns rewrote the history: after the next generation header."""
+        common = len(os.path.commonprefix([prompt, full]))
+        header = prompt[len(self._text(conv.prefix(k), False).text):] if k else ""
+        at = full.find(header, common) if header else -1
+        return at + len(header) if at >= 0 else common
 
     def render(self, conv: "Conversation", *, add_generation_prompt: bool = False) -> Encoded:
         if not conv.messages or conv.messages[-1].role != "assistant":
@@ -66,7 +74,7 @@ class JinjaTrainRenderer(JinjaRenderer):
         result = self._text(conv, add_generation_prompt)
         full = result.text
         ranges = self.answer_ranges(conv, full, result.generation)
-        borders = sorted({0, len(full), *(p for _, s, e in ranges for p in (s, e))})
+        borders = sorted({0, len(full), *(p for _, s, e, _ in ranges for p in (s, e))})
         segments = tuple(full[a:b] for a, b in zip(borders, borders[1:]))
         if self.encode_mode == "segments":
             ids, offsets = [], []
@@ -81,13 +89,13 @@ class JinjaTrainRenderer(JinjaRenderer):
         ends = [e for _, e in offsets]
         labels = [False] * len(ids)
         answers = []
-        for k, start, end in ranges:
+        for k, start, end, rewritten in ranges:
             a = token_at(offsets, ends, start)
             b = token_at(offsets, ends, end - 1) + 1 if end > start else a
             for i in range(a, min(b, len(ids))):
                 labels[i] = True
             straddles = a < len(offsets) and offsets[a][0] < start
-            answers.append(Answer(k, a, b, start, straddles))
+            answers.append(Answer(k, a, b, start, straddles and not rewritten, rewritten))
         return Encoded(ids=tuple(ids), text=full, spans=locate_spans(full, conv, offsets, ends), labels=tuple(labels),
                        answers=tuple(answers), offsets=tuple(offsets), segments=segments)
 

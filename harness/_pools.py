@@ -1,0 +1,247 @@
+"""What ``strategies.py`` (hypothesis) and ``generate.py`` (seeded sweeps) share, written once.
+
+Text pools (plain words and the hostile fragments that break templates), a catalog of realistic tools,
+option validation (:func:`validate_options`, :func:`validate_sizes`) and :func:`assemble`, which turns
+drawn turns into a valid :class:`~harness.conversation.Conversation` with matching tool-call ids.
+Everything here is a tuple or a frozen value: iteration order never depends on hashing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, NamedTuple, Sequence
+
+from hypothesis.errors import InvalidArgument
+
+from harness.conversation import ROLES, Conversation, Message, Tool, ToolCall
+from harness.errors import InputError
+
+__all__ = [
+    "CATALOG", "CJK", "EDGES", "EMOJI", "FRAGMENT_POOLS", "HOSTILE_MARKERS", "JSONISH", "MARKUP", "OTHER_SCRIPTS",
+    "PLAIN_ALPHABET", "PROPERTY_NAMES", "SPECIAL_TOKENS", "SYSTEM_MODES", "TEMPLATE_SYNTAX", "TOOL_NAMES", "WORDS",
+    "InvalidOption", "Options", "Round", "Turn", "assemble", "call_id", "validate_options", "validate_sizes",
+]
+
+
+class InvalidOption(InputError, InvalidArgument):
+    """A generator option is invalid: a hypothesis ``InvalidArgument`` and a harness ``InputError`` (exit 2)."""
+
+
+# --- texts ------------------------------------------------------------------------------------------------
+#: Plain text: what hostile=False produces and what every text shrinks towards ("0" is hypothesis' simplest char).
+PLAIN_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,?!'-"
+
+WORDS: tuple[str, ...] = tuple(
+    """the a to of and in is it you that for on with as can this be are what how do not your have from
+    or will at if so but by my please one all about more when there which model answer question time
+    weather Paris London today tomorrow help write code list file data table number price order email
+    meeting report summary example explain simple short long first last next step result error value
+    function return string test check find search open close send create update delete user name city
+    country water coffee music train book story plan idea reason because maybe yes no thanks hello
+    world good great small large fast slow new old right left again also only just very much many
+    people year day week month morning night team project release version server client request""".split()
+)
+#: Leading/trailing whitespace: merges with the template's own newlines and breaks ``strip``-ing templates.
+EDGES: tuple[str, ...] = ("\n", "\n\n", " ", "  ", "\t", "\r\n", " \n", "\n ", "\n\n\n")
+CJK: tuple[str, ...] = ("你好", "世界", "今天天气怎么样？", "こんにちは", "日本語のテキスト", "한국어", "中文，标点。", "\u3000", "ｆｕｌｌ")
+EMOJI: tuple[str, ...] = (
+    "😀", "👍🏽", "👨\u200d👩\u200d👧\u200d👦", "🏳️\u200d🌈", "❤️", "🇫🇷", "👩🏾\u200d💻", "🤖", "✅",
+)
+TEMPLATE_SYNTAX: tuple[str, ...] = (
+    "{{ x }}", "{% if %}", "{#", "#}", "{{", "}}", "{% endif %}", "{{ messages }}", "{{- bos_token }}",
+    "{% for m in messages %}", "{%- raw %}", "{{ .System }}", "{{ .Prompt }}", "{{ end }}", "{0}", "{content}", "%s",
+)
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<|start_header_id|>", "<|begin_of_text|>", "<|endoftext|>",
+    "</s>", "<s>", "[INST]", "[/INST]", "<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>",
+    "<｜end▁of▁sentence｜>", "<|user|>", "<|assistant|>", "<|observation|>", "[TOOL_CALLS]", "<|eom_id|>",
+    "<|python_tag|>", "<start_of_turn>", "<end_of_turn>", "Human:", "Assistant:", "USER:", "### Instruction:",
+    "Action:", "Action Input:", "Observation:",
+)
+JSONISH: tuple[str, ...] = (
+    '{"a": 1}', "[1, 2, 3]", '{"name": "f", "arguments": {}}', '"quoted"', "null", '\\"', "\\n", "\\u00e9",
+    "{}", '{"k": [true, false, null, 1.5e-7]}',
+)
+OTHER_SCRIPTS: tuple[str, ...] = (
+    "\u200b", "\u00a0", "\u2028", "\ufeff", "e\u0301", "مرحبا", "שלום", "Ωμέγα", "привет", "naïve café", "ß", "ﬁ",
+    "\u212b", "a\tb", "\t", "\r", "<>&'\"",
+)
+MARKUP: tuple[str, ...] = ("```python\nprint('hi')\n```", "# Title", "- item\n- item", "**bold**", "| a | b |\n|---|---|")
+#: The hostile fragment pools in a fixed order (kind, pool).
+FRAGMENT_POOLS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("edges", EDGES), ("cjk", CJK), ("emoji", EMOJI), ("template", TEMPLATE_SYNTAX), ("special", SPECIAL_TOKENS),
+    ("json", JSONISH), ("scripts", OTHER_SCRIPTS), ("markup", MARKUP),
+)
+#: Substrings whose presence marks a text as hostile (used by tests and reports).
+HOSTILE_MARKERS: tuple[str, ...] = tuple(f for _, pool in FRAGMENT_POOLS[1:] for f in pool)
+
+# --- tools ------------------------------------------------------------------------------------------------
+TOOL_NAMES: tuple[str, ...] = (
+    "f", "get_weather", "search", "lookup_order", "send_message", "run_python", "get_time", "translate",
+    "book-flight", "listFiles", "x2",
+)
+PROPERTY_NAMES: tuple[str, ...] = (
+    "a", "query", "location", "unit", "count", "enabled", "tags", "options", "limit", "text", "lang", "ratio",
+    "user_id", "camelCase", "filters", "items",
+)
+SCALAR_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean")
+ALL_TYPES: tuple[str, ...] = SCALAR_TYPES + ("array", "object")
+ENUM_VALUES: tuple[str, ...] = ("celsius", "fahrenheit", "auto", "中文", "en-US")
+
+
+def _p(type_: str, description: str = "", **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": type_}
+    if description:
+        out["description"] = description
+    out.update(extra)
+    return out
+
+
+CATALOG: tuple[Tool, ...] = (
+    Tool("get_weather", "Get the current weather for a city.", {
+        "type": "object",
+        "properties": {"location": _p("string", "City name, e.g. Paris"),
+                       "unit": _p("string", enum=["celsius", "fahrenheit"])},
+        "required": ["location"]}),
+    Tool("search_web", "Search the web & return <top> results \"verbatim\".", {
+        "type": "object",
+        "properties": {"query": _p("string"), "max_results": _p("integer", "How many results"),
+                       "safe": _p("boolean")},
+        "required": ["query"]}),
+    Tool("send_email", "Envoie un e-mail (météo incluse) 📧", {
+        "type": "object",
+        "properties": {"to": _p("array", items={"type": "string"}), "subject": _p("string"), "body": _p("string"),
+                       "urgent": _p("boolean")},
+        "required": ["to", "subject", "body"]}),
+    Tool("create_event", "在日历中创建事件", {
+        "type": "object",
+        "properties": {
+            "title": _p("string"),
+            "attendees": _p("array", items={"type": "object", "properties": {"name": {"type": "string"},
+                                                                              "email": {"type": "string"}},
+                                            "required": ["name"]}),
+            "place": _p("object", properties={"city": {"type": "string"}, "lat": {"type": "number"},
+                                              "lon": {"type": "number"}}, required=["city"]),
+        },
+        "required": ["title"]}),
+    Tool("calculate", "", {"type": "object", "properties": {"expression": _p("string")}, "required": ["expression"]}),
+    Tool("get_time", "Current time in UTC. Takes no arguments.", {"type": "object", "properties": {}}),
+)
+
+
+def call_id(k: int) -> str:
+    """The k-th tool-call id of a conversation: 9 alphanumerics, as Mistral templates require."""
+    return f"call{k:05d}"
+
+
+# --- options ----------------------------------------------------------------------------------------------
+SYSTEM_MODES: tuple[str, ...] = ("any", "absent", "empty", "text")
+_TRI = "must be one of False, True, 'any'"
+
+
+def _bad(name: str, value: Any, why: str) -> InvalidOption:
+    return InvalidOption(f"{name}={value!r} (type={type(value).__name__}): {why}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Validated conversation options, shared by ``conversations()`` and ``generate()``."""
+
+    min_turns: int = 1
+    max_turns: int = 4
+    system: str = "any"
+    tools: bool | str = False
+    reasoning: bool | str = False
+    roles: tuple[str, ...] = ROLES
+    parallel_calls: bool = True
+    end_with_assistant: bool = True
+
+    @property
+    def calls_allowed(self) -> bool:
+        """Tool calls need tool definitions and tool-result messages."""
+        return self.tools is not False and "tool" in self.roles
+
+
+def validate_options(*, min_turns: int = 1, max_turns: int = 4, system: str = "any", tools: bool | str = False,
+                     reasoning: bool | str = False, roles: Sequence[str] = ROLES, parallel_calls: bool = True,
+                     end_with_assistant: bool = True) -> Options:
+    """Check every option eagerly; raise :class:`InvalidOption` naming the bad value and the remedy."""
+    if not _is_int(min_turns) or min_turns < 1:
+        raise _bad("min_turns", min_turns, "must be an int >= 1")
+    if not _is_int(max_turns) or max_turns < min_turns:
+        raise _bad("max_turns", max_turns, f"must be an int >= min_turns={min_turns}")
+    if isinstance(roles, str) or not isinstance(roles, (tuple, list, frozenset, set)):
+        raise _bad("roles", roles, f"must be a tuple of roles drawn from {ROLES!r}")
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise _bad("roles", roles, f"unknown role {unknown[0]!r}; use only {', '.join(ROLES)}")
+    missing = [r for r in ("user", "assistant") if r not in roles]
+    if missing:
+        raise _bad("roles", roles, f"must include {missing[0]!r}: every turn has a user and an assistant message")
+    if not isinstance(system, str) or system not in SYSTEM_MODES:
+        raise _bad("system", system, "must be one of " + ", ".join(map(repr, SYSTEM_MODES)))
+    if system in ("empty", "text") and "system" not in roles:
+        raise _bad("system", system, f"needs 'system' in roles={tuple(roles)!r}; pass system='absent'")
+    for name, value in (("tools", tools), ("reasoning", reasoning)):
+        if not (value is True or value is False or value == "any"):
+            raise _bad(name, value, _TRI)
+    for name, value in (("parallel_calls", parallel_calls), ("end_with_assistant", end_with_assistant)):
+        if not isinstance(value, bool):
+            raise _bad(name, value, "must be True or False")
+    canonical = tuple(r for r in ROLES if r in roles)
+    return Options(min_turns, max_turns, system if "system" in canonical else "absent", tools, reasoning,
+                   canonical, parallel_calls, end_with_assistant)
+
+
+def validate_sizes(min_size: int, max_size: int | None) -> None:
+    """Size bounds for texts: ``0 <= min_size <= max_size`` (``max_size=None`` is unbounded)."""
+    if not _is_int(min_size) or min_size < 0:
+        raise _bad("min_size", min_size, "must be an int >= 0")
+    if max_size is not None and (not _is_int(max_size) or max_size < min_size):
+        raise _bad("max_size", max_size, f"must be None or an int >= min_size={min_size}")
+
+
+# --- assembly ---------------------------------------------------------------------------------------------
+class Round(NamedTuple):
+    """One assistant tool-call message and its results: calls are ``(name, arguments)`` pairs."""
+
+    content: str | None
+    reasoning: str | None
+    calls: Sequence[tuple[str, Mapping[str, Any]]]
+    results: Sequence[str]
+
+
+class Turn(NamedTuple):
+    """A user message and everything up to and including the assistant's final answer."""
+
+    user: str
+    rounds: Sequence[Round]
+    answer: str
+    reasoning: str | None
+
+
+def assemble(system: str | None, tools: Sequence[Tool], turns: Sequence[Turn], *,
+             end_with_assistant: bool = True) -> Conversation:
+    """Build the conversation: ids ``call00000``, ``call00001``… in order; one tool message per call.
+
+    Without ``end_with_assistant`` the last answer is dropped, so the conversation ends with the user
+    message or tool results the next answer responds to (what a server receives).
+    """
+    messages: list[Message] = [] if system is None else [Message("system", system)]
+    k = 0
+    for turn in turns:
+        messages.append(Message("user", turn.user))
+        for rnd in turn.rounds:
+            calls = tuple(ToolCall(name, args, call_id(k + j)) for j, (name, args) in enumerate(rnd.calls))
+            k += len(calls)
+            messages.append(Message("assistant", rnd.content, rnd.reasoning, calls))
+            for call, result in zip(calls, rnd.results):
+                messages.append(Message("tool", result, tool_call_id=call.id, name=call.name))
+        messages.append(Message("assistant", turn.answer, turn.reasoning))
+    if not end_with_assistant and turns:
+        messages.pop()
+    return Conversation(tuple(messages), tuple(tools))

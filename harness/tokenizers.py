@@ -1,0 +1,325 @@
+"""Load a Hugging Face tokenizer from a model dir, offline, and prove its ids are trustworthy.
+
+``load_tokenizer(dir)`` loads ``transformers.AutoTokenizer`` (what vLLM/TRL use) *and* the raw
+``tokenizers.Tokenizer`` from ``tokenizer.json``, then checks both give the same ids on a probe corpus
+(transformers 5.6–5.21 silently dropped spaces, newlines, CJK and emoji for DeepSeek tokenizers).
+The model dir is only read, never written.
+
+>>> tok = load_tokenizer("path/to/model")          # doctest: +SKIP
+>>> tok.encode("Hello"), tok.piece(tok.eos_id)     # doctest: +SKIP
+([9707], '<|im_end|>')
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from harness.errors import TokenizerError
+
+__all__ = [
+    "PROBES", "Tokenizer", "check_ids_agree", "clear_tokenizer_cache", "load_tokenizer", "read_chat_template",
+]
+
+#: Texts on which AutoTokenizer ids must equal raw ``tokenizers`` ids (plus each model's special tokens).
+PROBES: tuple[str, ...] = (
+    "Hello, world!",
+    "two  spaces and   three",
+    "   leading spaces",
+    "trailing spaces   ",
+    " ",
+    "\nleading newline",
+    "trailing newline\n",
+    "\n\n",
+    "a\n\nb\n\n\nc",
+    "\ttab\t and \t\tmixed \t",
+    "\r\nwindows\r\n",
+    "你好世界",
+    "中文 English 混合，标点。",
+    "🙂👍🏽",
+    "emoji🙂inside👨‍👩‍👧 text",
+    "def f(x):\n    return x * 2  # doubled\n",
+    '{"name": "get_weather", "arguments": {"city": "Paris", "n": 3}}',
+    "12345 678.9 1e10 2024-07-26",
+    "ÿ€ é ß Ж ض \u00a0nbsp \u200bzwsp",
+    "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
+    "<｜begin▁of▁sentence｜><｜User｜>hi<｜Assistant｜><think>\n</think>",
+    "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>",
+    "[gMASK]<sop><|user|>\nhi<|assistant|>",
+    "<s>[INST] hi [/INST] ok</s>",
+)
+
+_ENCODE_CACHE_SIZE = 4096  # ~550-id renderings: tens of MB at most
+_DEEPSEEK_BUG = (
+    "This is the known transformers 5.6–5.21 DeepSeek bug (spaces, newlines, CJK and emoji vanish); "
+    "remedy: pip install 'transformers>=5.22'"
+)
+
+
+class Tokenizer:
+    """One model's tokenizer: ``hf`` (AutoTokenizer) for engine behaviour, ``raw`` for fast ids.
+
+    ``encode(text)`` equals ``hf(text, add_special_tokens=False)["input_ids"]`` (checked at load on
+    :data:`PROBES`) but goes through ``raw`` and a bounded memo, so repeated segments cost a dict lookup.
+    """
+
+    def __init__(self, name: str, model_dir: Path, hf: Any, raw: Any) -> None:
+        self.name = name
+        self.model_dir = model_dir
+        self.hf = hf
+        self.raw = raw
+        config = _read_json(model_dir / "tokenizer_config.json", required=False) or {}
+        self.tokenizer_config: Mapping[str, Any] = MappingProxyType(config)
+        self.chat_template: str | None = _chat_template(model_dir, config)
+        self.bos_token: str | None = hf.bos_token
+        self.bos_id: int | None = hf.bos_token_id if hf.bos_token is not None else None
+        self.eos_token: str | None = hf.eos_token
+        self.eos_id: int | None = hf.eos_token_id if hf.eos_token is not None else None
+        self.pad_token: str | None = hf.pad_token
+        gen = _read_json(model_dir / "generation_config.json", required=False) or {}
+        self.generation_config: Mapping[str, Any] = MappingProxyType(gen)
+        self.generation_eos_ids: tuple[int, ...] = _as_ids(gen.get("eos_token_id"))
+        decoder = raw.get_added_tokens_decoder()
+        self.added_tokens: Mapping[str, int] = MappingProxyType({t.content: i for i, t in sorted(decoder.items())})
+        self.special_tokens: frozenset[str] = frozenset(t.content for t in decoder.values() if t.special)
+        bare = list(hf("x", add_special_tokens=False)["input_ids"])
+        full = list(hf("x", add_special_tokens=True)["input_ids"])
+        start = next((i for i in range(len(full) - len(bare) + 1) if full[i : i + len(bare)] == bare), 0)
+        #: ids ``hf(text, add_special_tokens=True)`` puts before / after the text (GLM-4: [gMASK] <sop>).
+        self.special_prefix_ids: tuple[int, ...] = tuple(full[:start])
+        self.special_suffix_ids: tuple[int, ...] = tuple(full[start + len(bare) :])
+        self.adds_bos: bool = self.bos_id is not None and self.special_prefix_ids[:1] == (self.bos_id,)
+        self._encode_raw = functools.lru_cache(maxsize=_ENCODE_CACHE_SIZE)(self._encode_uncached)
+        self._piece = functools.lru_cache(maxsize=1 << 18)(self._piece_uncached)
+        self._sha256: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(name={self.name!r}, model_dir='{self.model_dir}', vocab={len(self)})"
+
+    def __len__(self) -> int:
+        return int(self.raw.get_vocab_size(with_added_tokens=True))
+
+    def _encode_uncached(self, text: str) -> tuple[int, ...]:
+        return tuple(self.raw.encode(text, add_special_tokens=False).ids)
+
+    def _piece_uncached(self, token_id: int) -> str:
+        return str(self.hf.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False))
+
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        """Ids of ``text``. Special-token text is parsed as control tokens, as engines do."""
+        if add_special_tokens:
+            return list(self.hf(text, add_special_tokens=True)["input_ids"])
+        return list(self._encode_raw(text))
+
+    def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and (start, end) character offsets into ``text``, without added special tokens."""
+        enc = self.raw.encode(text, add_special_tokens=False)
+        return list(enc.ids), [(int(a), int(b)) for a, b in enc.offsets]
+
+    def piece(self, token_id: int) -> str:
+        """Decoded text of one id, special tokens kept (``'<|im_end|>'``, ``'\\n'``)."""
+        return self._piece(token_id)
+
+    def token_id(self, text: str) -> int | None:
+        """The id when ``text`` is exactly one token (an added token, or one vocab piece), else None."""
+        if text in self.added_tokens:
+            return self.added_tokens[text]
+        ids = self._encode_raw(text)
+        if len(ids) == 1 and self.piece(ids[0]) == text:
+            return ids[0]
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance for reports: name, dir, sha256 of tokenizer.json, library versions, zoo source."""
+        import tokenizers
+        import transformers
+
+        if self._sha256 is None:
+            self._sha256 = _sha256_file(self.model_dir / "tokenizer.json")
+        out: dict[str, Any] = {
+            "name": self.name,
+            "model_dir": str(self.model_dir),
+            "tokenizer_json_sha256": self._sha256,
+            "hf_class": type(self.hf).__name__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+        }
+        manifest = self.model_dir / "harness-zoo.json"
+        if manifest.is_file():
+            out["zoo"] = _read_json(manifest, required=False)
+        return out
+
+
+def check_ids_agree(hf: Any, raw: Any, probes: tuple[str, ...], *, where: str) -> None:
+    """Raise TokenizerError at the first probe where AutoTokenizer ids differ from raw ids."""
+    for probe in probes:
+        got = list(hf(probe, add_special_tokens=False)["input_ids"])
+        want = list(raw.encode(probe, add_special_tokens=False).ids)
+        if got != want:
+            import transformers
+
+            i = next((k for k, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want)))
+            raise TokenizerError(
+                f"{where} : transformers {transformers.__version__} AutoTokenizer ids differ from tokenizer.json "
+                f"(tokenizers) ids on probe {probe!r} at index {i}: AutoTokenizer={got[:16]} "
+                f"tokenizers={want[:16]}. {_DEEPSEEK_BUG}"
+            )
+
+
+def load_tokenizer(model_dir: str | Path, *, name: str | None = None) -> Tokenizer:
+    """Load and verify the tokenizer of a Hugging Face model dir; cached per dir and file mtimes."""
+    path = Path(model_dir).expanduser()
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise TokenizerError(f"model_dir='{model_dir}' : {what}; pass a Hugging Face model directory")
+    path = path.resolve()
+    has_json, has_config = (path / "tokenizer.json").is_file(), (path / "tokenizer_config.json").is_file()
+    if not has_json and not has_config:
+        raise TokenizerError(
+            f"model_dir='{model_dir}' : no tokenizer.json or tokenizer_config.json; pass a Hugging Face model directory"
+        )
+    if not has_json:
+        raise TokenizerError(
+            f"model_dir='{model_dir}' : no tokenizer.json (only tokenizer_config.json); the harness needs a fast "
+            "tokenizer: save one with AutoTokenizer.from_pretrained(src).save_pretrained(dir) into a copy"
+        )
+    return _load_cached(str(path), name if name is not None else str(model_dir), _stamp(path))
+
+
+def clear_tokenizer_cache() -> None:
+    """Forget every loaded Tokenizer (tests; after editing a model dir in place)."""
+    _load_cached.cache_clear()
+    _load_verified.cache_clear()
+
+
+def _stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
+    names = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json",
+             "generation_config.json", "special_tokens_map.json")
+    out = []
+    for n in names:
+        try:
+            st = (path / n).stat()
+        except OSError:
+            continue
+        out.append((n, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(model_dir: str, name: str, stamp: tuple[tuple[str, int, int], ...]) -> Tokenizer:
+    hf, raw = _load_verified(model_dir, stamp)  # shared by every name the dir is loaded under
+    return Tokenizer(name, Path(model_dir), hf, raw)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_verified(model_dir: str, stamp: tuple[tuple[str, int, int], ...]) -> tuple[Any, Any]:
+    del stamp  # only part of the cache key
+    path = Path(model_dir)
+    for fname in ("tokenizer_config.json", "generation_config.json"):  # small: fail with our message first
+        _read_json(path / fname, required=False)
+    from tokenizers import Tokenizer as RawTokenizer
+
+    try:
+        raw = RawTokenizer.from_file(str(path / "tokenizer.json"))
+    except Exception as exc:  # tokenizers raises a bare Exception on schema errors
+        raise TokenizerError(
+            f"model_dir='{model_dir}' : tokenizer.json cannot be read by tokenizers: {exc}; "
+            "regenerate it with a current transformers"
+        ) from exc
+    hf = _load_hf(path)
+    where = f"model_dir='{model_dir}'"
+    _check_added_tokens(hf, raw, where=where)
+    specials = [t.content for _, t in sorted(raw.get_added_tokens_decoder().items()) if t.special]
+    extra = tuple("".join(f"{tok} a" for tok in specials[i : i + 64]) for i in range(0, min(len(specials), 1024), 64))
+    check_ids_agree(hf, raw, PROBES + extra, where=where)
+    return hf, raw
+
+
+def _load_hf(model_dir: Path) -> Any:
+    """AutoTokenizer.from_pretrained, offline, quiet, with load errors as TokenizerError."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
+    except Exception as exc:
+        raise TokenizerError(
+            f"model_dir='{model_dir}' : transformers.AutoTokenizer cannot load it: {type(exc).__name__}: {exc}; "
+            "check tokenizer_config.json (tokenizer_class) and that transformers>=5.22 is installed"
+        ) from exc
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _check_added_tokens(hf: Any, raw: Any, *, where: str) -> None:
+    want = {int(i): t.content for i, t in raw.get_added_tokens_decoder().items()}
+    got = {int(i): str(t) for i, t in hf.added_tokens_decoder.items()}
+    if got != want:
+        i = min(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+        raise TokenizerError(
+            f"{where} : AutoTokenizer added token {i} is {got.get(i)!r} but tokenizer.json says {want.get(i)!r}; "
+            "tokenizer_config.json added_tokens_decoder disagrees with tokenizer.json: make them agree"
+        )
+
+
+def _read_json(path: Path, *, required: bool) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise TokenizerError(f"file='{path}' : missing; pass a Hugging Face model directory") from None
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TokenizerError(f"file='{path}' : unreadable ({exc}); check permissions and encoding") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TokenizerError(
+            f"file='{path}' : invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; fix or regenerate it"
+        ) from exc
+
+
+def read_chat_template(model_dir: str | Path) -> str | None:
+    """A model dir's chat template without loading its tokenizer (None when it has none)."""
+    path = Path(model_dir)
+    return _chat_template(path, _read_json(path / "tokenizer_config.json", required=False) or {})
+
+
+def _chat_template(model_dir: Path, config: Mapping[str, Any]) -> str | None:
+    """chat_template.jinja, else tokenizer_config's, else chat_template.json (a list picks "default")."""
+    jinja = model_dir / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    template: Any = config.get("chat_template")
+    extra = model_dir / "chat_template.json"
+    if template is None and extra.is_file():
+        template = (_read_json(extra, required=False) or {}).get("chat_template")
+    if isinstance(template, list):
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    return template if isinstance(template, str) else None
+
+
+def _as_ids(value: Any) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, int):
+        return (value,)
+    return tuple(int(v) for v in value)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
