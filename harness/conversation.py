@@ -179,7 +179,12 @@ class Conversation:
 
     def tool_dicts(self) -> list[dict[str, Any]] | None:
         """Tool definitions as OpenAI JSON (shared dicts), or None when there are none."""
-        return [t.to_openai() for t in self.tools] or None
+        if not self.tools:
+            return None
+        cached = self.__dict__.get("_tool_dicts")
+        if cached is None:
+            cached = self.__dict__["_tool_dicts"] = [t.to_openai() for t in self.tools]
+        return cached
 
     def to_json(self) -> str:
         return json.dumps(self.to_openai(), ensure_ascii=False, sort_keys=True)
@@ -291,9 +296,11 @@ def _plain_json(value: Any) -> Any:
 
 
 def shape_key(conv: Conversation) -> tuple:
-    """What ``plain_variant`` keeps: roles, which texts are empty, call names, tool names."""
-    return (tuple((m.role, bool(m.content), bool(m.reasoning), tuple((c.name, tuple(c.arguments)) for c in m.tool_calls))
-                  for m in conv.messages), tuple((t.name, bool(t.description)) for t in conv.tools))
+    """The kinds of message templates branch on (role, empty or not, reasoning, calls, position) and
+    whether tools are defined: conversations with the same key exercise the same template branches."""
+    kinds = frozenset((m.role, bool(m.content), bool(m.reasoning), min(len(m.tool_calls), 2), i == 0,
+                       i == len(conv.messages) - 1) for i, m in enumerate(conv.messages))
+    return kinds, bool(conv.tools)
 
 
 def plain_variant(conv: Conversation) -> Conversation:

@@ -109,14 +109,23 @@ def _result(pair: Pair, t: _Tally, shrink_failures: bool) -> CheckResult:
     if t.skipped and t.run == 0:
         return CheckResult(t.check.name, "skipped", 0, rejected_train=t.rejected, note=t.skipped)
     failure = t.first_error or t.first_warning
-    if failure is not None and shrink_failures:
-        failure = minimal(pair, t.check, failure)
+    if failure is not None:
+        failure = minimal(pair, t.check, failure, shrink_failures)
     verdict: Verdict = "fail" if t.errors else "warn" if t.warnings else "pass"
     return CheckResult(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, failure)
 
 
-def minimal(pair: Pair, check: Check, failure: Failure) -> Failure:
-    """Shrink ``failure.conversation`` while ``check`` still fails with the same severity."""
+def minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool = True) -> Failure:
+    """Shrink ``failure.conversation`` while ``check`` still fails with the same severity; re-run the check
+    on the result with ``pair.detailed`` on, so its TokenDiff names every message."""
+    pair.detailed = True
+    try:
+        return _minimal(pair, check, failure, shrinking)
+    finally:
+        pair.detailed = False
+
+
+def _minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool) -> Failure:
 
     def fails(conv: Conversation) -> Failure | None:
         try:
@@ -126,7 +135,10 @@ def minimal(pair: Pair, check: Check, failure: Failure) -> Failure:
         return got if got is not None and got.severity == failure.severity else None
 
     start = failure.conversation
-    if fails(start) is None:  # a variant built by the check (e.g. system) — keep it as found
+    found = fails(start)
+    if found is None:  # a variant built by the check (e.g. system) — keep it as found
         return failure
+    if not shrinking:
+        return found
     _, smallest = shrink(start, fails)
     return smallest

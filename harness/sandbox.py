@@ -114,23 +114,26 @@ class _Timeout(BaseException):
     """Raised inside a render that ran past its limit (BaseException so templates cannot swallow it)."""
 
 
+def _alarm(signum: int, frame: Any) -> None:
+    raise _Timeout()
+
+
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Interrupt the block after ``seconds`` (SIGALRM; a no-op off the main thread or with seconds<=0)."""
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def _alarm(signum: int, frame: Any) -> None:
-        raise _Timeout()
-
-    previous = signal.signal(signal.SIGALRM, _alarm)
+    previous = signal.getsignal(signal.SIGALRM)
+    if previous is not _alarm:
+        signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        if previous is not _alarm:
+            signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass(frozen=True)

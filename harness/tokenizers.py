@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -96,6 +97,14 @@ class Tokenizer:
         self.special_suffix_ids: tuple[int, ...] = tuple(full[start + len(bare) :])
         self.adds_bos: bool = self.bos_id is not None and self.special_prefix_ids[:1] == (self.bos_id,)
         self._encode_raw = functools.lru_cache(maxsize=_ENCODE_CACHE_SIZE)(self._encode_uncached)
+        self._segment = functools.lru_cache(maxsize=1 << 16)(self._segment_uncached)
+        self._splitter = _added_token_splitter(raw)
+        self._calls = 0
+        #: True when encoding the text between added tokens piece by piece (cached) gives the same ids and
+        #: offsets as encoding the whole text: verified on the probes now and audited every 97th call.
+        glued = tuple(f"a{t}b {t} c\n{t}\td" for t in list(self.added_tokens)[:200])
+        self.split_at_added_tokens: bool = self._splitter is not None and not _prepends_space(raw) and all(
+            self._split_encode(p) == self._full_encode(p) for p in PROBES + _SPLIT_PROBES + glued)
         self._piece = functools.lru_cache(maxsize=1 << 18)(self._piece_uncached)
         self._sha256: str | None = None
 
@@ -106,7 +115,18 @@ class Tokenizer:
         return int(self.raw.get_vocab_size(with_added_tokens=True))
 
     def _encode_uncached(self, text: str) -> tuple[int, ...]:
-        return tuple(self.raw.encode(text, add_special_tokens=False).ids)
+        if not self.split_at_added_tokens:
+            return tuple(self._full_encode(text)[0])
+        ids: list[int] = []
+        pos = 0
+        for match in self._splitter.finditer(text):  # type: ignore[union-attr]
+            if match.start() > pos:
+                ids.extend(self._segment(text[pos:match.start()])[0])
+            ids.append(self.added_tokens[match.group()])
+            pos = match.end()
+        if pos < len(text):
+            ids.extend(self._segment(text[pos:])[0])
+        return tuple(ids)
 
     def _piece_uncached(self, token_id: int) -> str:
         return str(self.hf.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False))
@@ -118,9 +138,48 @@ class Tokenizer:
         return list(self._encode_raw(text))
 
     def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """Ids and (start, end) character offsets into ``text``, without added special tokens."""
+        """Ids and (start, end) character offsets into ``text``, without added special tokens.
+
+        Added tokens split the text before the model's pre-tokenizer runs, so the pieces between them are
+        encoded once and cached: renderings of one conversation share almost all their pieces.
+        """
+        if not self.split_at_added_tokens:
+            return self._full_encode(text)
+        self._calls += 1
+        out = self._split_encode(text)
+        if self._calls % 97 == 0 and out != self._full_encode(text):  # audit: never trust the shortcut blindly
+            self.split_at_added_tokens = False
+            return self._full_encode(text)
+        return out
+
+    def _full_encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         enc = self.raw.encode(text, add_special_tokens=False)
         return list(enc.ids), [(int(a), int(b)) for a, b in enc.offsets]
+
+    def _segment_uncached(self, piece: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        enc = self.raw.encode(piece, add_special_tokens=False)
+        return tuple(enc.ids), tuple((int(a), int(b)) for a, b in enc.offsets)
+
+    def _split_encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        pos = 0
+        added = self.added_tokens
+        for match in self._splitter.finditer(text):  # type: ignore[union-attr]
+            start = match.start()
+            if start > pos:
+                self._extend(text[pos:start], pos, ids, offsets)
+            ids.append(added[match.group()])
+            offsets.append((start, match.end()))
+            pos = match.end()
+        if pos < len(text):
+            self._extend(text[pos:], pos, ids, offsets)
+        return ids, offsets
+
+    def _extend(self, piece: str, shift: int, ids: list[int], offsets: list[tuple[int, int]]) -> None:
+        seg_ids, seg_offsets = self._segment(piece)
+        ids.extend(seg_ids)
+        offsets.extend((a + shift, b + shift) for a, b in seg_offsets)
 
     def piece(self, token_id: int) -> str:
         """Decoded text of one id, special tokens kept (``'<|im_end|>'``, ``'\\n'``)."""
@@ -154,6 +213,32 @@ class Tokenizer:
         if manifest.is_file():
             out["zoo"] = _read_json(manifest, required=False)
         return out
+
+
+#: Extra texts for the split-at-added-tokens self-check: added tokens glued to words, spaces, newlines.
+_SPLIT_PROBES: tuple[str, ...] = (
+    "<|im_start|>assistant\n\nHello<|im_end|>\n\n",
+    " <|im_end|> x<|im_end|>\n <|endoftext|>",
+    "<s> [INST]  hi  [/INST]  ok </s>  ",
+    "<|eot_id|>\n\n<|start_header_id|> user<|end_header_id|>",
+    "\u200b<|im_end|>\u0301 é<｜Assistant｜> \n",
+)
+
+
+def _prepends_space(raw: Any) -> bool:
+    """SentencePiece-style tokenizers (Metaspace / Prepend) treat the first piece specially: no splitting."""
+    parts = [p.__getstate__() for p in (raw.pre_tokenizer, raw.normalizer) if p is not None]
+    return any(k in bytes(p) for p in parts for k in (b'"Metaspace"', b'"Prepend"'))
+
+
+def _added_token_splitter(raw: Any) -> "re.Pattern[str] | None":
+    """A regex matching added tokens longest-first, when every added token splits plainly (no l/rstrip,
+    no single_word); None otherwise."""
+    tokens = list(raw.get_added_tokens_decoder().values())
+    if not tokens or any(t.lstrip or t.rstrip or t.single_word for t in tokens):
+        return None
+    contents = sorted({t.content for t in tokens if t.content}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(c) for c in contents))
 
 
 def check_ids_agree(hf: Any, raw: Any, probes: tuple[str, ...], *, where: str) -> None:

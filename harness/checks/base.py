@@ -40,6 +40,8 @@ class Pair:
     train: "Renderer"
     deploy: "Renderer"
     _shapes: dict = field(default_factory=dict, repr=False, compare=False)
+    #: name every message in TokenDiffs (costs a render per message): on for reported failures only
+    detailed: bool = field(default=False, repr=False, compare=False)
 
     @property
     def tokenizer(self) -> "Tokenizer":
@@ -70,7 +72,7 @@ class Case:
     def __init__(self, pair: Pair, conv: "Conversation") -> None:
         self.pair, self.conv = pair, conv
         self._train: "Encoded | None" = None
-        self._prompts: dict[int, "Encoded"] = {}
+        self._prompts: dict[tuple[int, bool], "Encoded"] = {}
 
     @property
     def train(self) -> "Encoded":
@@ -79,18 +81,28 @@ class Case:
             self._train = self.pair.train.render(self.conv, add_generation_prompt=False)
         return self._train
 
-    def prompt(self, k: int) -> "Encoded":
-        """The deploy prompt for answer ``k`` (``messages[:k]`` + generation prompt)."""
-        if k not in self._prompts:
-            self._prompts[k] = self.pair.deploy.render(self.conv.prefix(k), add_generation_prompt=True)
-        return self._prompts[k]
+    def prompt(self, k: int, *, detail: bool = False) -> "Encoded":
+        """The deploy prompt for answer ``k`` (``messages[:k]`` + generation prompt). ``detail`` (always on
+        while ``pair.detailed``) adds offsets and message spans."""
+        detail = detail or self.pair.detailed
+        key = (k, detail)
+        if key not in self._prompts:
+            deploy = self.pair.deploy
+            conv = self.conv.prefix(k)
+            try:
+                self._prompts[key] = deploy.render(conv, add_generation_prompt=True, detail=detail)
+            except TypeError:  # a renderer without the detail switch
+                self._prompts[key] = deploy.render(conv, add_generation_prompt=True)
+        return self._prompts[key]
 
     def diff(self, train_ids: Any, deploy: "Encoded", k: int | None = None) -> TokenDiff:
         """TokenDiff of training ids vs a deploy prompt (for answer ``k``), regions named per message."""
         k = len(self.conv.messages) if k is None else k
+        detailed = self.pair.detailed
         return TokenDiff.compute(train_ids, deploy.ids, piece=self.pair.tokenizer.piece, train_enc=self.train,
-                                 deploy_enc=deploy, train_bounds=self.bounds(self.pair.train, len(self.conv.messages)),
-                                 deploy_bounds=self.bounds(self.pair.deploy, k))
+                                 deploy_enc=deploy,
+                                 train_bounds=self.bounds(self.pair.train, len(self.conv.messages)) if detailed else None,
+                                 deploy_bounds=self.bounds(self.pair.deploy, k) if detailed else None)
 
     def bounds(self, renderer: "Renderer", k: int) -> list[int]:
         """Char end of each of the first ``k`` messages in ``renderer``'s rendering (only built for diffs)."""

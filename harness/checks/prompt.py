@@ -67,7 +67,8 @@ def system(case: Case) -> Failure | None:
     Structural: run once per conversation shape, on plain texts (data-dependent drift is prompt-prefix's)."""
     if not case.conv.assistant_indices:
         return None
-    return case.pair.by_shape("system", case.conv, _system_variants)
+    first = case.conv.assistant_indices[0]
+    return case.pair.by_shape("system", case.conv.prefix(first + 1), _system_variants)
 
 
 def _system_variants(case: Case) -> Failure | None:

@@ -46,7 +46,8 @@ def _bad_control_text(case: Case, enc: Encoded, side: str) -> Failure | None:
 def _template_control_text(plain: Case) -> Failure | None:
     """Control-looking text in a plain rendering is the template's own: each must be one token."""
     last = plain.train.answers[-1].message
-    return _bad_control_text(plain, plain.train, "training") or _bad_control_text(plain, plain.prompt(last), "deploy")
+    return _bad_control_text(plain, plain.train, "training") or \
+        _bad_control_text(plain, plain.prompt(last, detail=True), "deploy")
 
 
 def special_tokens(case: Case) -> Failure | None:
@@ -67,6 +68,7 @@ def special_tokens(case: Case) -> Failure | None:
         if not found:
             continue
         ids = {case.pair.tokenizer.added_tokens[t] for t in found}
+        prompt = case.prompt(last, detail=True)
         spans = [s for s in prompt.spans if s.message == i and s.part == "content"]
         if any(prompt.ids[j] in ids for s in spans for j in range(s.start, s.end)):
             return Failure("special-tokens", "warning",

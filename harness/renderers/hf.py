@@ -12,6 +12,7 @@ stops on the tokenizer eos, every ``generation_config.json`` eos id, and any req
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,10 @@ import transformers
 
 from harness.renderers._common import locate_spans, sha256_text, special_tokens_context
 from harness.renderers.base import Encoded
-from harness.sandbox import ChatTemplate
+from harness.sandbox import ChatTemplate, RenderResult
+
+#: Recent renders, keyed by template, context and the identity of the message/tool dicts.
+_RENDERS: OrderedDict = OrderedDict()
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
@@ -34,6 +38,14 @@ def vllm_messages(conv: "Conversation") -> list[dict[str, Any]]:
 
 
 def _vllm_message(message: "Message") -> dict[str, Any]:
+    msg = _vllm_dict(message)
+    from harness.renderers.jinja import dataset_message
+
+    same = dataset_message(message)
+    return same if same == msg else msg  # one object for equal forms lets renders be shared (render cache)
+
+
+def _vllm_dict(message: "Message") -> dict[str, Any]:
     m = message.to_openai("request")
     msg: dict[str, Any] = {"role": m["role"], "content": m.get("content") or ""}
     calls = m.get("tool_calls")
@@ -83,11 +95,22 @@ class JinjaRenderer:
 
     def __post_init__(self) -> None:
         self._context = {**special_tokens_context(self.tokenizer), **self.template_kwargs}
+        self._cache_key = (self.template.source, repr(sorted(self._context.items())))
 
     def _render_text(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                     add_generation_prompt: bool):
-        return self.template.render(self.side, messages=messages, tools=tools, documents=None,
-                                    add_generation_prompt=add_generation_prompt, **self._context)
+                     add_generation_prompt: bool) -> RenderResult:
+        """Render (memoised: the same template, context and message objects give the same text)."""
+        key = (self._cache_key, add_generation_prompt, tuple(map(id, messages)), tuple(map(id, tools or ())))
+        hit = _RENDERS.get(key)
+        if hit is not None:
+            _RENDERS.move_to_end(key)
+            return hit[1]
+        result = self.template.render(self.side, messages=messages, tools=tools, documents=None,
+                                      add_generation_prompt=add_generation_prompt, **self._context)
+        _RENDERS[key] = ((messages, tools), result)  # holding the dicts keeps their ids unique while cached
+        if len(_RENDERS) > 1024:
+            _RENDERS.popitem(last=False)
+        return result
 
     def _encode(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
         """Ids, char offsets and token end offsets of ``text`` as this side tokenises it."""
@@ -133,8 +156,12 @@ class HFRenderer(JinjaRenderer):
         """The prompt text only (no tokenisation)."""
         return self._render_text(vllm_messages(conv), conv.tool_dicts(), add_generation_prompt).text
 
-    def render(self, conv: "Conversation", *, add_generation_prompt: bool = True) -> Encoded:
+    def render(self, conv: "Conversation", *, add_generation_prompt: bool = True, detail: bool = True) -> Encoded:
+        """The prompt's ids; with ``detail`` also char offsets and message spans (for reports)."""
         text = self.render_text(conv, add_generation_prompt=add_generation_prompt)
+        if not detail:
+            return Encoded(ids=tuple(self.tokenizer.encode(text, add_special_tokens=self.add_special_tokens)),
+                           text=text)
         ids, offsets, ends = self._encode(text)
         return Encoded(ids=tuple(ids), text=text, spans=locate_spans(text, conv, offsets, ends),
                        offsets=tuple(offsets))

@@ -20,12 +20,16 @@ from harness.renderers.base import Answer, Encoded
 from harness.renderers.hf import JinjaRenderer, hf_message
 
 if TYPE_CHECKING:
-    from harness.conversation import Conversation
+    from harness.conversation import Conversation, Message
 
 
 def dataset_messages(conv: "Conversation") -> list[dict[str, Any]]:
     """Messages as an HF/TRL dataset stores them, after transformers' normalisation."""
-    return [m.memo("dataset", lambda m: hf_message(m.to_openai("dataset"))) for m in conv.messages]
+    return [dataset_message(m) for m in conv.messages]
+
+
+def dataset_message(message: "Message") -> dict[str, Any]:
+    return message.memo("dataset", lambda m: hf_message(m.to_openai("dataset")))
 
 
 class JinjaTrainRenderer(JinjaRenderer):
