@@ -11,9 +11,10 @@ from harness.errors import RenderRejected
 
 def _explain(case: Case, k: int, straddles: bool, same_text: bool, rewritten: bool = False) -> str:
     if rewritten:
-        return (f"training renders the whole conversation, and later turns change how the history before answer "
-                f"messages[{k}] is rendered (e.g. reasoning stripped from earlier turns): the model was trained on "
-                "the rewritten history but is served the original one")
+        return (f"training renders the whole conversation, and there the text before answer messages[{k}] differs "
+                f"from the template's own prompt for messages[:{k}] (later turns rewrite the history — reasoning "
+                "stripped, system moved — or the template drops or changes messages once answered): the model was "
+                "trained on one prefix and is served another")
     if straddles and same_text:
         return (f"boundary merge: answer messages[{k}] starts with text that merges with the generation prompt's "
                 "last token when training tokenises the whole string, so training saw an id serving never produces "
