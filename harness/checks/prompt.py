@@ -40,7 +40,8 @@ def compare_prompt(case: Case, check: str, ans) -> Failure | None:
     straddle = ans.straddles and same_text
     return Failure(check, "warning" if straddle else "error",
                    _explain(case, ans.message, ans.straddles, same_text, ans.rewritten),
-                   case.conv, case.diff(expected, prompt, ans.message), ans.message)
+                   case.conv, case.diff(train.ids[:ans.start + 1] if straddle else expected, prompt, ans.message),
+                   ans.message)
 
 
 def prompt_prefix(case: Case) -> Failure | None:
