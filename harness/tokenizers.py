@@ -98,13 +98,25 @@ class Tokenizer:
         self.adds_bos: bool = self.bos_id is not None and self.special_prefix_ids[:1] == (self.bos_id,)
         self._encode_raw = functools.lru_cache(maxsize=_ENCODE_CACHE_SIZE)(self._encode_uncached)
         self._segment = functools.lru_cache(maxsize=1 << 16)(self._segment_uncached)
+        self._chunk = functools.lru_cache(maxsize=1 << 16)(self._chunk_uncached)
+        self._word = functools.lru_cache(maxsize=1 << 17)(self._word_uncached)
         self._splitter = _added_token_splitter(raw)
         self._calls = 0
         #: True when encoding the text between added tokens piece by piece (cached) gives the same ids and
         #: offsets as encoding the whole text: verified on the probes now and audited every 97th call.
         glued = tuple(f"a{t}b {t} c\n{t}\td" for t in list(self.added_tokens)[:200])
+        probes = PROBES + _SPLIT_PROBES + glued
+        #: True when pieces are further cut before `` word`` (a space then an ASCII letter, after a non-space),
+        #: where byte-level BPE pre-tokenizers always start a new pre-token: sentences and words are then
+        #: encoded once and cached. Verified on the probes (and chunk probes) now; audited with the above.
+        self.split_at_words: bool = _byte_level(raw)
         self.split_at_added_tokens: bool = self._splitter is not None and not _prepends_space(raw) and all(
-            self._split_encode(p) == self._full_encode(p) for p in PROBES + _SPLIT_PROBES + glued)
+            self._split_encode(p) == self._full_encode(p) for p in probes + _CHUNK_PROBES)
+        if not self.split_at_added_tokens and self.split_at_words:  # maybe only the word cut is wrong
+            self.split_at_words = False
+            self._segment.cache_clear()
+            self.split_at_added_tokens = self._splitter is not None and not _prepends_space(raw) and all(
+                self._split_encode(p) == self._full_encode(p) for p in probes)
         self._piece = functools.lru_cache(maxsize=1 << 18)(self._piece_uncached)
         self._sha256: str | None = None
 
@@ -119,13 +131,14 @@ class Tokenizer:
             return tuple(self._full_encode(text)[0])
         ids: list[int] = []
         pos = 0
+        segment = self._segment
         for match in self._splitter.finditer(text):  # type: ignore[union-attr]
             if match.start() > pos:
-                ids.extend(self._segment(text[pos:match.start()])[0])
+                ids.extend(segment(text[pos:match.start()])[0])
             ids.append(self.added_tokens[match.group()])
             pos = match.end()
         if pos < len(text):
-            ids.extend(self._segment(text[pos:])[0])
+            ids.extend(segment(text[pos:])[0])
         return tuple(ids)
 
     def _piece_uncached(self, token_id: int) -> str:
@@ -156,30 +169,48 @@ class Tokenizer:
         enc = self.raw.encode(text, add_special_tokens=False)
         return list(enc.ids), [(int(a), int(b)) for a, b in enc.offsets]
 
-    def _segment_uncached(self, piece: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    def _encode_piece(self, piece: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """Ids, token starts and token ends of ``piece`` encoded on its own (the real tokenizer)."""
         enc = self.raw.encode(piece, add_special_tokens=False)
-        return tuple(enc.ids), tuple((int(a), int(b)) for a, b in enc.offsets)
+        offsets = enc.offsets
+        return tuple(enc.ids), tuple([a for a, _ in offsets]), tuple([b for _, b in offsets])
+
+    def _segment_uncached(self, piece: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """A piece between added tokens: cut at sentence ends (then words) when ``split_at_words``."""
+        if not self.split_at_words:
+            return self._encode_piece(piece)
+        return _join(piece, _SENTENCE_CUT, self._chunk)
+
+    def _chunk_uncached(self, chunk: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        return _join(chunk, _WORD_CUT, self._word)
+
+    def _word_uncached(self, word: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        return self._encode_piece(word)
 
     def _split_encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         ids: list[int] = []
-        offsets: list[tuple[int, int]] = []
+        starts: list[int] = []
+        ends: list[int] = []
         pos = 0
         added = self.added_tokens
+        segment = self._segment
         for match in self._splitter.finditer(text):  # type: ignore[union-attr]
             start = match.start()
             if start > pos:
-                self._extend(text[pos:start], pos, ids, offsets)
+                seg_ids, seg_starts, seg_ends = segment(text[pos:start])
+                ids.extend(seg_ids)
+                starts.extend(map(pos.__add__, seg_starts))
+                ends.extend(map(pos.__add__, seg_ends))
             ids.append(added[match.group()])
-            offsets.append((start, match.end()))
             pos = match.end()
+            starts.append(start)
+            ends.append(pos)
         if pos < len(text):
-            self._extend(text[pos:], pos, ids, offsets)
-        return ids, offsets
-
-    def _extend(self, piece: str, shift: int, ids: list[int], offsets: list[tuple[int, int]]) -> None:
-        seg_ids, seg_offsets = self._segment(piece)
-        ids.extend(seg_ids)
-        offsets.extend((a + shift, b + shift) for a, b in seg_offsets)
+            seg_ids, seg_starts, seg_ends = segment(text[pos:])
+            ids.extend(seg_ids)
+            starts.extend(map(pos.__add__, seg_starts))
+            ends.extend(map(pos.__add__, seg_ends))
+        return ids, list(zip(starts, ends))
 
     def piece(self, token_id: int) -> str:
         """Decoded text of one id, special tokens kept (``'<|im_end|>'``, ``'\\n'``)."""
@@ -224,11 +255,70 @@ _SPLIT_PROBES: tuple[str, ...] = (
     "\u200b<|im_end|>\u0301 é<｜Assistant｜> \n",
 )
 
+#: Texts for the word-cut self-check: every kind of character before and after `` word`` cuts.
+_CHUNK_PROBES: tuple[str, ...] = (
+    "It rained. Then it stopped! Did it? Yes, it did; mostly: x y z. " * 3,
+    "Sentence one is long enough to be cut into sentences. Sentence two follows it here. And three.",
+    "numbers 123 abc 4567 d 89, e 1e10 f 3.14 g (h) [i] {j} <k> \"l\" 'm' `n` ~o @p #q $r %s ^t &u *v",
+    "é a ü b ß c Ж d ض e 中 f 🙂 g \u0301 h \u00a0 i \u200b j \t k \n l \r\n m  n   o",
+    "don't it's we're I've I'm you'll he'd DON'T IT'S x's y'T z'LL a 's b 'd",
+    "e\u0301 a e\u0301\u0301 b \u1100\u1161 c \uac00\u11a8 d ㄱ e ﬁ f Ａ g ａ h",
+    "x. A x! B x? C x, D x; E x: F x- G x/ H x\\ I x) J x] K x} L x> M x' N x\" O",
+    "def f(x):\n    return x * 2  # doubled\n" * 2 + '{"name": "get_weather", "arguments": {"city": "Paris"}} ok',
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen",
+    'x {"a": 1, "b": [2, 3], "c": {"d": "e f", "g": null, "h": true}} y\nZ\n\nw\r\nv \nu\t\nt  s',
+    "it 's a ' b ` c - d + e = f ( g ) h [ i ] j 12 34 k 5 , l . m ! n ? o ... p -- q ** r // s",
+    "user\nwhich assistant\n \nlist tool\n\n\nx\nDone. Next! Why? Yes. No.\nOk",
+)
+
+#: Cut points. Sentences: before `` X`` after ``.``/``!``/``?``. Words: before a single space between two
+#: printable ASCII non-spaces, and after a newline before an ASCII letter. Byte-level BPE pre-tokenizers
+#: (GPT-2, Llama-3, Qwen, GLM, DeepSeek regexes) always start a pre-token there, and BPE never merges
+#: across pre-tokens, so encoding the parts one by one gives the same ids and offsets (self-checked).
+_SENTENCE_CUT = re.compile(r"(?<=[.!?]) (?=[A-Z])")
+_WORD_CUT = re.compile(r"(?<=[!-~]) (?=[!-~])|(?<=\n)(?=[A-Za-z])")
+
+
+def _join(text: str, cut: "re.Pattern[str]", encode: Any) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Encode ``text`` part by part between ``cut`` points (each part through ``encode``) and join them."""
+    ids: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for match in cut.finditer(text):
+        at = match.start()
+        if at > pos:
+            p_ids, p_starts, p_ends = encode(text[pos:at])
+            ids.extend(p_ids)
+            starts.extend(map(pos.__add__, p_starts))
+            ends.extend(map(pos.__add__, p_ends))
+            pos = at
+    if pos == 0:  # no cut
+        return encode(text)
+    p_ids, p_starts, p_ends = encode(text[pos:])
+    ids.extend(p_ids)
+    starts.extend(map(pos.__add__, p_starts))
+    ends.extend(map(pos.__add__, p_ends))
+    return tuple(ids), tuple(starts), tuple(ends)
+
 
 def _prepends_space(raw: Any) -> bool:
     """SentencePiece-style tokenizers (Metaspace / Prepend) treat the first piece specially: no splitting."""
     parts = [p.__getstate__() for p in (raw.pre_tokenizer, raw.normalizer) if p is not None]
     return any(k in bytes(p) for p in parts for k in (b'"Metaspace"', b'"Prepend"'))
+
+
+def _byte_level(raw: Any) -> bool:
+    """A byte-level BPE (GPT-2 / Llama-3 / Qwen style): regex pre-tokenizers that start a pre-token at `` word``
+    after a non-space, and no normalizer but NFC (which never composes across a space)."""
+    if type(raw.model).__name__ != "BPE" or raw.pre_tokenizer is None:
+        return False
+    pre = bytes(raw.pre_tokenizer.__getstate__())
+    norm = bytes(raw.normalizer.__getstate__()) if raw.normalizer is not None else b'{"type":"NFC"}'
+    return b'"ByteLevel"' in pre and norm in _SAFE_NORMALIZERS and b'"Metaspace"' not in pre
+
+
+_SAFE_NORMALIZERS = (b'{"type":"NFC"}', b'{"type":"Sequence","normalizers":[]}')
 
 
 def _added_token_splitter(raw: Any) -> "re.Pattern[str] | None":
