@@ -21,8 +21,7 @@ def segments(case: Case) -> Failure | None:
 
 def _segments(case: Case) -> Failure | None:
     train = case.train
-    if train.segments is None or train.extra.get("encoding", "whole") != "segments" and \
-            getattr(case.pair.train, "encode_mode", "whole") != "segments":
+    if train.segments is None or train.extra.get("encoding") != "segments":
         raise Skip("the training side tokenises the whole string")
     tok = case.pair.tokenizer
     text = "".join(train.segments)

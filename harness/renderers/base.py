@@ -53,7 +53,8 @@ class Answer:
 
 @dataclass(frozen=True)
 class Encoded:
-    """A rendering and its ids. ``labels[i]`` says whether ``ids[i]`` carries loss (training only)."""
+    """A rendering and its ids. ``labels[i]`` says whether ``ids[i]`` carries loss (training only);
+    ``extra["encoding"]`` is ``"segments"`` when training encoded ``segments`` one by one, else ``"whole"``."""
 
     ids: tuple[int, ...]
     text: str | None = None

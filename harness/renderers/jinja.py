@@ -101,7 +101,8 @@ class JinjaTrainRenderer(JinjaRenderer):
             straddles = a < len(offsets) and offsets[a][0] < start
             answers.append(Answer(k, a, b, start, straddles and not rewritten, rewritten))
         return Encoded(ids=tuple(ids), text=full, spans=locate_spans(full, conv, offsets, ends), labels=tuple(labels),
-                       answers=tuple(answers), offsets=tuple(offsets), segments=segments)
+                       answers=tuple(answers), offsets=tuple(offsets), segments=segments,
+                       extra={"encoding": self.encode_mode})
 
     def _wrap_special(self, text: str, ids: list[int], offsets: list[tuple[int, int]]):
         full = self.tokenizer.encode(text, add_special_tokens=True)
