@@ -201,7 +201,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     results = config.stash.get(_RESULTS, {})
     if not results:
         return
-    bad = [(k[2], k[3]) for k, (r, _) in results.items() if r.verdict != "consistent"]
+    strict = config.stash[_SETTINGS].strict
+    bad = [(k[2], k[3]) for k, (r, _) in results.items() if r.failed(strict)]
     terminalreporter.write_line(f"template-harness: {len(results)} target(s) swept, {len(bad)} inconsistent"
                                 + (": " + "; ".join(f"{t} vs {d}" for t, d in bad) if bad else ""))
     s = config.stash[_SETTINGS]

@@ -109,8 +109,9 @@ class Tokenizer:
         #: True when pieces are further cut before `` word`` (a space then an ASCII letter, after a non-space),
         #: where byte-level BPE pre-tokenizers always start a new pre-token: sentences and words are then
         #: encoded once and cached. Verified on the probes (and chunk probes) now; audited with the above.
-        self.split_at_words: bool = _byte_level(raw)
-        self.split_at_added_tokens: bool = self._splitter is not None and not _prepends_space(raw) and all(
+        exact = os.environ.get("HARNESS_EXACT_TOKENIZE") == "1"  # escape hatch: never take a shortcut
+        self.split_at_words: bool = _byte_level(raw) and not exact
+        self.split_at_added_tokens: bool = not exact and self._splitter is not None and not _prepends_space(raw) and all(
             self._split_encode(p) == self._full_encode(p) for p in probes + _CHUNK_PROBES)
         if not self.split_at_added_tokens and self.split_at_words:  # maybe only the word cut is wrong
             self.split_at_words = False
@@ -129,6 +130,11 @@ class Tokenizer:
     def _encode_uncached(self, text: str) -> tuple[int, ...]:
         if not self.split_at_added_tokens:
             return tuple(self._full_encode(text)[0])
+        ids = self._split_ids(text)
+        self._audit(text, ids)
+        return ids
+
+    def _split_ids(self, text: str) -> tuple[int, ...]:
         ids: list[int] = []
         pos = 0
         segment = self._segment
@@ -158,12 +164,26 @@ class Tokenizer:
         """
         if not self.split_at_added_tokens:
             return self._full_encode(text)
-        self._calls += 1
         out = self._split_encode(text)
-        if self._calls % 97 == 0 and out != self._full_encode(text):  # audit: never trust the shortcut blindly
-            self.split_at_added_tokens = False
-            return self._full_encode(text)
+        self._audit(text, out)
         return out
+
+    def _audit(self, text: str, out: tuple[list[int], list[tuple[int, int]]] | tuple[int, ...]) -> None:
+        """Every 97th shortcut result is compared with a whole-string encode; a mismatch stops the run,
+        since results already returned may be wrong too."""
+        self._calls += 1
+        if self._calls % 97:
+            return
+        full = self._full_encode(text)
+        if out == full or (isinstance(out, tuple) and list(out) == full[0]):
+            return
+        self.split_at_added_tokens = self.split_at_words = False
+        for cache in (self._encode_raw, self._segment, self._chunk, self._word):
+            cache.cache_clear()
+        raise TokenizerError(
+            f"tokenizer={self.name!r}: the cached piece-wise tokenisation disagreed with whole-string encoding on "
+            f"{text[:80]!r}; results of this run cannot be trusted. Rerun with HARNESS_EXACT_TOKENIZE=1 and "
+            "report the text to the harness maintainers")
 
     def _full_encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         enc = self.raw.encode(text, add_special_tokens=False)

@@ -37,14 +37,31 @@ def test_sentencepiece_tokenizers_do_not_split():
     assert tok._split_encode(text) != tok._full_encode(text)  # the planted bug the self-check prevents
 
 
-def test_audit_turns_the_fast_path_off_when_it_disagrees(monkeypatch):
-    tok = load_model(model="qwen2.5")
+@pytest.mark.parametrize("path", ["encode_offsets", "encode"])
+def test_audit_stops_the_run_when_the_shortcut_disagrees(monkeypatch, path):
+    from harness.errors import TokenizerError
+    from harness.tokenizers import load_tokenizer
+    from harness.zoo import zoo_model_dir
+
+    tok = load_tokenizer(zoo_model_dir("qwen2.5"), name="audit-probe")
     monkeypatch.setattr(tok, "split_at_added_tokens", True)
     monkeypatch.setattr(tok, "_split_encode", lambda text: ([0], [(0, 1)]))  # a broken shortcut
+    monkeypatch.setattr(tok, "_split_ids", lambda text: (0,))
     monkeypatch.setattr(tok, "_calls", 96)
-    ids, _ = tok.encode_offsets("hello world")
-    assert tok.split_at_added_tokens is False
-    assert ids == tok._full_encode("hello world")[0]
+    text = f"hello audited world via {path}"  # fresh text: no cache may answer for it
+    with pytest.raises(TokenizerError, match="HARNESS_EXACT_TOKENIZE"):
+        getattr(tok, path)(text)
+    assert tok.split_at_added_tokens is False and tok.split_at_words is False
+    assert tok.encode(text) == tok._full_encode(text)[0]
+
+
+def test_exact_mode_takes_no_shortcut(monkeypatch):
+    from harness.tokenizers import Tokenizer
+
+    monkeypatch.setenv("HARNESS_EXACT_TOKENIZE", "1")
+    base = load_model(model="qwen2.5")
+    tok = Tokenizer("exact", base.model_dir, base.hf, base.raw)
+    assert tok.split_at_added_tokens is False and tok.split_at_words is False
 
 
 def test_render_cache_and_ids_only_prompts_match_the_detailed_path():

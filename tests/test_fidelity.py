@@ -75,6 +75,11 @@ def same(ours: Outcome, theirs: Outcome) -> bool:
     return ours[0] == theirs[0] and (ours[0] == "raise" or ours[1] == theirs[1])
 
 
+def same_reason(ours: Outcome, theirs: Outcome) -> bool:
+    """Both refused with the same exception and message (ours wraps it: "RenderRejected: … TypeError: …")."""
+    return ours[1].endswith(theirs[1])
+
+
 @dataclass
 class Fidelity:
     model: str
@@ -85,15 +90,16 @@ class Fidelity:
     agree_train: int = 0
     deploy_raised: int = 0  # prompts both sides refused
     train_raised: int = 0  # conversations both sides refused
+    other_reason: int = 0  # renders both refused, but with a different exception or message (not asserted)
     first: list[str] = field(default_factory=list)  # descriptions of the first few disagreements
 
     def row(self) -> str:
         return (f"{self.model:<26} {self.convs:>6} {self.prompts:>7} {self.agree_deploy:>7} {self.agree_train:>6} "
-                f"{self.agree:>6}/{self.convs:<6} {self.deploy_raised:>9} {self.train_raised:>9}")
+                f"{self.agree:>6}/{self.convs:<6} {self.deploy_raised:>9} {self.train_raised:>9} {self.other_reason:>8}")
 
 
 HEADER = (f"{'model':<26} {'convs':>6} {'prompts':>7} {'deploy':>7} {'train':>6} {'agree':>13} "
-          f"{'dep-raise':>9} {'trn-raise':>9}")
+          f"{'dep-raise':>9} {'trn-raise':>9} {'reason≠':>8}")
 
 
 def _first_diff(a: Any, b: Any) -> int:
@@ -147,7 +153,9 @@ def measure(model: str, n: int, seed: int = SEED) -> Fidelity:
                 if not same(ours, theirs):
                     deploy_ok = False
                     problems.append((what, k, ours, theirs))
-            fid.deploy_raised += text[0] == hf_text[0] == "raise"
+            if text[0] == hf_text[0] == "raise":
+                fid.deploy_raised += 1
+                fid.other_reason += not same_reason(text, hf_text)
 
         train_ok = True
         text = attempt(lambda: pair.train.render_text(conv))
@@ -159,7 +167,9 @@ def measure(model: str, n: int, seed: int = SEED) -> Fidelity:
             if not same(ours, theirs):
                 train_ok = False
                 problems.append((what, None, ours, theirs))
-        fid.train_raised += text[0] == hf_text[0] == "raise"
+        if text[0] == hf_text[0] == "raise":
+            fid.train_raised += 1
+            fid.other_reason += not same_reason(text, hf_text)
 
         fid.convs += 1
         fid.agree_deploy += deploy_ok
