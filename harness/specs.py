@@ -128,6 +128,23 @@ KINDS: dict[str, tuple[Callable[[Spec, "Tokenizer"], "Renderer"], tuple[str, ...
 }
 
 
+# --- LLaMA-Factory (optional extra: requirements-llamafactory.txt; imported only when used) ---
+def _build_llamafactory(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.llamafactory import LlamaFactoryRenderer
+
+    return LlamaFactoryRenderer(str(spec), tokenizer, spec.arg, dict(spec.options))
+
+
+def _build_llamafactory_jinja(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.llamafactory import build_export_jinja
+
+    return build_export_jinja(str(spec), tokenizer, spec.arg, dict(spec.options))
+
+
+KINDS["llamafactory"] = (_build_llamafactory, ("train",))
+KINDS["llamafactory-jinja"] = (_build_llamafactory_jinja, ("deploy",))
+
+
 def build_renderer(text: str, tokenizer: "Tokenizer", *, side: str) -> "Renderer":
     """Parse ``text`` and build its renderer for ``side`` ('train' or 'deploy')."""
     spec = parse_spec(text)
