@@ -3,15 +3,18 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements-zoo.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements-zoo.txt requirements-llamafactory.txt | cksum | cut -d' ' -f1)
 
 .PHONY: check test bench venv clean
 
-$(STAMP): pyproject.toml requirements-zoo.txt
+$(STAMP): pyproject.toml requirements-zoo.txt requirements-llamafactory.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip install -q --no-deps -r requirements-zoo.txt
+	# LLaMA-Factory's real template code needs torch: the CPU wheel (never a bare `torch`: that is CUDA, GBs)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps -r requirements-llamafactory.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -38,10 +38,29 @@ def compare_prompt(case: Case, check: str, ans) -> Failure | None:
         return None
     same_text = prompt.text is not None and train.text is not None and prompt.text == train.text[:ans.char_start]
     straddle = ans.straddles and same_text
+    if same_text and not straddle and _plain_holds(case, ans.message):
+        return Failure(check, "warning",
+                       f"both sides render the same text before answer messages[{ans.message}] but tokenise it "
+                       "differently, and only for this data (the same shape with plain text agrees): a trainer that "
+                       "encodes pieces separately saw ids a whole-string server never produces (e.g. an earlier "
+                       "answer starting with whitespace merges with the header before it when it comes back as "
+                       "history)", case.conv, case.diff(expected, prompt, ans.message), ans.message)
     return Failure(check, "warning" if straddle else "error",
                    _explain(case, ans.message, ans.straddles, same_text, ans.rewritten),
                    case.conv, case.diff(train.ids[:ans.start + 1] if straddle else expected, prompt, ans.message),
                    ans.message)
+
+
+def _plain_holds(case: Case, k: int) -> bool:
+    """Does answer ``k``'s prompt agree on the plain-text variant of this conversation (same shape)?"""
+    from harness.conversation import plain_variant
+
+    plain = case.pair.case(plain_variant(case.conv))
+    try:
+        ans = plain.train.answer(k)
+        return plain.prompt(k).ids == plain.train.ids[:ans.start]
+    except (RenderRejected, KeyError):
+        return False
 
 
 def prompt_prefix(case: Case) -> Failure | None:
