@@ -73,3 +73,22 @@ def test_render_cache_and_ids_only_prompts_match_the_detailed_path():
             full = pair.deploy.render(conv.prefix(k), detail=True)
             assert fast.ids == full.ids and fast.text == full.text
             assert list(full.ids) == tok._full_encode(full.text)[0]
+
+
+@pytest.mark.parametrize("model", [n for n in zoo_names() if n != "qwen3-alt"])
+def test_post_processor_ids_wrap_like_add_special_tokens(model):
+    """Renderers add ``special_prefix_ids``/``special_suffix_ids`` instead of re-tokenising with the slow
+    ``hf(text, add_special_tokens=True)``: the same ids on real renderings."""
+    tok = load_model(model=model)
+    pair = make_pair(tok, "jinja:.", "hf:.,add_special_tokens=true")
+    checked = 0
+    for conv in generate(40, seed=3, tools="any", reasoning=False):
+        try:
+            text = pair.deploy.render_text(conv.prefix(conv.assistant_indices[-1]))
+        except Exception:  # a template refusing the shape
+            continue
+        want = tok.encode(text, add_special_tokens=True)
+        assert list(pair.deploy.render(conv.prefix(conv.assistant_indices[-1]), detail=False).ids) == want
+        assert list(pair.deploy.render(conv.prefix(conv.assistant_indices[-1]), detail=True).ids) == want
+        checked += 1
+    assert checked > 0

@@ -115,12 +115,16 @@ class JinjaRenderer:
     def _encode(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
         """Ids, char offsets and token end offsets of ``text`` as this side tokenises it."""
         ids, offsets = self.tokenizer.encode_offsets(text)
-        if self.add_special_tokens:  # the tokenizer's post-processor wraps the ids (a BOS, usually)
-            full = self.tokenizer.encode(text, add_special_tokens=True)
-            lead = next((i for i in range(len(full) - len(ids) + 1) if full[i:i + len(ids)] == ids), 0)
-            offsets = [(0, 0)] * lead + list(offsets) + [(len(text), len(text))] * (len(full) - lead - len(ids))
-            ids = full
+        if self.add_special_tokens:
+            ids, offsets = self._wrap(text, ids, offsets)
         return ids, offsets, [e for _, e in offsets]
+
+    def _wrap(self, text: str, ids: list[int], offsets: list[tuple[int, int]]
+              ) -> tuple[list[int], list[tuple[int, int]]]:
+        """What ``add_special_tokens=True`` adds around the text: the tokenizer's post-processor ids (a BOS,
+        GLM-4's ``[gMASK]<sop>``…), measured once at load as ``special_prefix_ids`` / ``special_suffix_ids``."""
+        pre, post = self.tokenizer.special_prefix_ids, self.tokenizer.special_suffix_ids
+        return [*pre, *ids, *post], [(0, 0)] * len(pre) + list(offsets) + [(len(text), len(text))] * len(post)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -160,8 +164,10 @@ class HFRenderer(JinjaRenderer):
         """The prompt's ids; with ``detail`` also char offsets and message spans (for reports)."""
         text = self.render_text(conv, add_generation_prompt=add_generation_prompt)
         if not detail:
-            return Encoded(ids=tuple(self.tokenizer.encode(text, add_special_tokens=self.add_special_tokens)),
-                           text=text)
+            ids = self.tokenizer.encode(text)
+            if self.add_special_tokens:
+                ids = self._wrap(text, ids, [])[0]
+            return Encoded(ids=tuple(ids), text=text)
         ids, offsets, ends = self._encode(text)
         return Encoded(ids=tuple(ids), text=text, spans=locate_spans(text, conv, offsets, ends),
                        offsets=tuple(offsets))

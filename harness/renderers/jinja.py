@@ -87,7 +87,7 @@ class JinjaTrainRenderer(JinjaRenderer):
                 ids.extend(seg_ids)
                 offsets.extend((a + start, b + start) for a, b in seg_offsets)
             if self.add_special_tokens:
-                ids, offsets, _ = self._wrap_special(full, ids, offsets)
+                ids, offsets = self._wrap(full, ids, offsets)
         else:
             ids, offsets, _ = self._encode(full)
         ends = [e for _, e in offsets]
@@ -103,15 +103,6 @@ class JinjaTrainRenderer(JinjaRenderer):
         return Encoded(ids=tuple(ids), text=full, spans=locate_spans(full, conv, offsets, ends), labels=tuple(labels),
                        answers=tuple(answers), offsets=tuple(offsets), segments=segments,
                        extra={"encoding": self.encode_mode})
-
-    def _wrap_special(self, text: str, ids: list[int], offsets: list[tuple[int, int]]):
-        full = self.tokenizer.encode(text, add_special_tokens=True)
-        plain = self.tokenizer.encode(text)
-        lead = next((i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain), 0)
-        tail = len(full) - lead - len(plain)
-        ids = full[:lead] + ids + (full[-tail:] if tail else [])
-        offsets = [(0, 0)] * lead + offsets + [(len(text), len(text))] * tail
-        return ids, offsets, [e for _, e in offsets]
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "encode": self.encode_mode, "generation_blocks": self.template.has_generation}
