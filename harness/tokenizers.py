@@ -217,19 +217,13 @@ class Tokenizer:
         for match in self._splitter.finditer(text):  # type: ignore[union-attr]
             start = match.start()
             if start > pos:
-                seg_ids, seg_starts, seg_ends = segment(text[pos:start])
-                ids.extend(seg_ids)
-                starts.extend(map(pos.__add__, seg_starts))
-                ends.extend(map(pos.__add__, seg_ends))
+                _extend_shifted(ids, starts, ends, segment(text[pos:start]), pos)
             ids.append(added[match.group()])
             pos = match.end()
             starts.append(start)
             ends.append(pos)
         if pos < len(text):
-            seg_ids, seg_starts, seg_ends = segment(text[pos:])
-            ids.extend(seg_ids)
-            starts.extend(map(pos.__add__, seg_starts))
-            ends.extend(map(pos.__add__, seg_ends))
+            _extend_shifted(ids, starts, ends, segment(text[pos:]), pos)
         return ids, list(zip(starts, ends))
 
     def piece(self, token_id: int) -> str:
@@ -308,18 +302,20 @@ def _join(text: str, cut: "re.Pattern[str]", encode: Any) -> tuple[tuple[int, ..
     for match in cut.finditer(text):
         at = match.start()
         if at > pos:
-            p_ids, p_starts, p_ends = encode(text[pos:at])
-            ids.extend(p_ids)
-            starts.extend(map(pos.__add__, p_starts))
-            ends.extend(map(pos.__add__, p_ends))
+            _extend_shifted(ids, starts, ends, encode(text[pos:at]), pos)
             pos = at
     if pos == 0:  # no cut
         return encode(text)
-    p_ids, p_starts, p_ends = encode(text[pos:])
-    ids.extend(p_ids)
-    starts.extend(map(pos.__add__, p_starts))
-    ends.extend(map(pos.__add__, p_ends))
+    _extend_shifted(ids, starts, ends, encode(text[pos:]), pos)
     return tuple(ids), tuple(starts), tuple(ends)
+
+
+def _extend_shifted(ids: list[int], starts: list[int], ends: list[int],
+                    part: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], shift: int) -> None:
+    """Append one encoded part (ids, token starts, token ends) whose offsets are relative to ``shift``."""
+    ids.extend(part[0])
+    starts.extend(map(shift.__add__, part[1]))
+    ends.extend(map(shift.__add__, part[2]))
 
 
 def _prepends_space(raw: Any) -> bool:
