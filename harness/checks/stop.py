@@ -9,10 +9,16 @@ def answer_stop(case: Case) -> Failure | None:
     train = case.train
     stops = case.pair.deploy.stop_ids
     labels = train.labels or ()
+    raw = train.extra.get("label_ids")  # LLaMA-Factory's own labels: efficient_eos puts the eos on the next id
+    n = len(train.ids)
     for ans in train.answers:
-        region = range(ans.start, min(ans.end, len(train.ids)))
-        hit = next((j for j in region if train.ids[j] in stops), None)
-        tail = train.ids[max(ans.start, ans.end - 4):ans.end]
+        end = min(ans.end, n)
+        region = list(range(ans.start, end))
+        if raw is not None and end < n and raw[end] != -100 and (raw[end] != train.ids[end] or end == n - 1):
+            region.append(end)  # efficient_eos: the eos label after the answer (next prompt's first id, or the final eos)
+        target = (lambda j: raw[j] if raw[j] != -100 else train.ids[j]) if raw is not None else train.ids.__getitem__
+        hit = next((j for j in region if target(j) in stops), None)
+        tail = [target(j) for j in region[-4:]]
         tokens = {"answer_end": case.pieces(tail), "deploy_stops": case.pieces(sorted(stops))}
         if hit is None:
             names = ", ".join(repr(t["piece"]) for t in tokens["deploy_stops"]) or "none"
@@ -22,7 +28,8 @@ def answer_stop(case: Case) -> Failure | None:
                            f"[{names}]: the served model will not stop where it learned to (check eos_token_id in "
                            "generation_config.json, the tokenizer eos, or the engine's stop words)",
                            case.conv, message=ans.message, tokens=tokens)
-        if labels and not labels[hit]:
+        trained = raw[hit] != -100 if raw is not None else (not labels or labels[hit])
+        if not trained:
             return Failure("answer-stop", "error",
                            f"answer messages[{ans.message}] contains the stop id {train.ids[hit]} "
                            f"{case.pair.tokenizer.piece(train.ids[hit])!r} but it carries no loss: the model never "

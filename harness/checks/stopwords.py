@@ -1,0 +1,193 @@
+"""``stop-words``: the id training taught the model to end each answer with is one the deploy side stops on.
+
+Training side. ``llamafactory:`` — the template's stop words and eos *after* LLaMA-Factory's fix-up
+(``replace_eos`` makes the first stop word the tokenizer eos and adds the rest as special tokens; it never
+rewrites ``generation_config.json``, hiyouga/LLaMA-Factory#9338), read from the renderer's ``stop_ids``;
+``jinja:`` — the tokenizer eos. Deploy side: ``stop_ids`` (generation_config eos ids, tokenizer eos,
+Modelfile ``PARAMETER stop``, LMDeploy ``stop_words``).
+
+What an answer is trained to end with is read from the labels, not the input ids: LLaMA-Factory's raw
+labels (``extra["label_ids"]``) put an ``efficient_eos`` template's eos (``glm4``, ``llama2``…) on the
+*next prompt's first position* for a non-final answer (the eos is never an input id there), and on the
+appended eos for the final answer. The stream of answer ``k`` is its labelled ids plus that follow-up
+label; its end id is the first id of the stream in (training stops ∪ deploy stops), else its last special
+(control) token, else its last id.
+
+* error — an end id is not a deploy stop: the served model runs past the end of its answer (structural,
+  computed once per conversation shape on the plain-text variant).
+* warning — this conversation's answer carries more deploy-stop ids than the plain variant of the same
+  shape (special-token text inside an answer, encoded as the control id): the served model stops early.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.checks.base import Case, Check, Failure, Skip
+
+if TYPE_CHECKING:
+    from harness.checks.base import Pair
+    from harness.renderers.base import Answer, Encoded
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class _Static:
+    """Per pair: the two stop sets and what the training side did to the tokenizer."""
+
+    train_stops: frozenset[int]
+    deploy_stops: frozenset[int]
+    special: frozenset[int]  # the tokenizer's special (control) token ids
+    note: str  # replace_eos / efficient_eos context for explanations
+
+
+@dataclass(frozen=True)
+class _End:
+    """Per answer of a plain-variant conversation: the end id and how many deploy stops its stream holds."""
+
+    message: int
+    end_id: int | None
+    follow_up: bool  # the end id is the label after the answer (efficient_eos)
+    deploy_hits: int
+    tail: tuple[int, ...]
+
+
+def _static(pair: "Pair") -> _Static:
+    key = ("stop-words", "static")
+    hit = pair._shapes.get(key)
+    if hit is not None:
+        return hit
+    deploy_stops = getattr(pair.deploy, "stop_ids", None)
+    if deploy_stops is None:
+        raise Skip(f"the deploy side {pair.deploy.spec!r} has no stop ids")
+    train_stops = frozenset(getattr(pair.train, "stop_ids", ()) or ())
+    desc = pair.train.describe()
+    notes = []
+    eos = (desc.get("tokenizer_changes") or {}).get("eos_token")
+    if eos:
+        notes.append(f"LLaMA-Factory's replace_eos changed the tokenizer eos from {eos['before']!r} to {eos['after']!r} "
+                     "but never rewrites generation_config.json (hiyouga/LLaMA-Factory#9338)")
+    if desc.get("stop_words"):
+        notes.append(f"template stop words {desc['stop_words']}")
+    if desc.get("efficient_eos"):
+        notes.append("efficient_eos: a non-final answer's eos is trained only as the label of the next prompt's "
+                     "first id")
+    tok = pair.tokenizer
+    special = frozenset(tok.added_tokens[t] for t in tok.special_tokens if t in tok.added_tokens)
+    out = _Static(train_stops, frozenset(deploy_stops), special, "; ".join(notes))
+    pair._shapes[key] = out
+    return out
+
+
+def label_stream(train: "Encoded", ans: "Answer") -> list[tuple[int, int, bool]]:
+    """``(position, trained id, follow-up)`` for answer ``ans``: its labelled ids, then the label that follows
+    it when that label is not the input id there (efficient_eos) or is the appended final eos."""
+    ids, n = train.ids, len(train.ids)
+    raw = train.extra.get("label_ids")
+    labels = train.labels
+    out: list[tuple[int, int, bool]] = []
+    end = min(ans.end, n)
+    for j in range(ans.start, end):
+        if raw is not None:
+            if raw[j] != IGNORE:
+                out.append((j, raw[j], False))
+        elif labels is None or labels[j]:
+            out.append((j, ids[j], False))
+    if raw is not None and end < n and raw[end] != IGNORE and (raw[end] != ids[end] or end == n - 1):
+        out.append((end, raw[end], True))
+    return out
+
+
+def _ends(case: Case, static: _Static) -> tuple[_End, ...]:
+    stops = static.train_stops | static.deploy_stops
+    out = []
+    for ans in case.train.answers:
+        stream = label_stream(case.train, ans)
+        end = next(((i, f) for _, i, f in stream if i in stops), None)
+        if end is None:  # no stop id: the last control token the answer ends with, else its last id
+            end = next(((i, f) for _, i, f in reversed(stream) if i in static.special), None)
+        if end is None and stream:
+            end = (stream[-1][1], stream[-1][2])
+        hits = sum(1 for _, i, _ in stream if i in static.deploy_stops)
+        out.append(_End(ans.message, end[0] if end else None, bool(end and end[1]), hits,
+                        tuple(i for _, i, _ in stream[-4:])))
+    return tuple(out)
+
+
+def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure | None]:
+    """End ids of the plain variant of ``case.conv`` (cached per shape) and the error, if any."""
+    from harness.conversation import plain_variant, shape_key
+
+    pair = case.pair
+    key = ("stop-words", shape_key(case.conv))
+    hit = pair._shapes.get(key)
+    if hit is not None:
+        return hit
+    plain = pair.case(plain_variant(case.conv))
+    ends = _ends(plain, static)
+    failure = None
+    for e in ends:
+        if e.end_id is None or e.end_id in static.deploy_stops:
+            continue
+        piece = pair.tokenizer.piece
+        how = "as the label after the answer (efficient_eos)" if e.follow_up else "as its end-of-turn id"
+        where = "one of the training stop ids" if e.end_id in static.train_stops else \
+            "not a stop id on either side: the answer's last control token" if e.end_id in static.special else \
+            "no stop id at all: the last trained id"
+        deploy = ", ".join(f"{i} {piece(i)!r}" for i in sorted(static.deploy_stops)) or "nothing"
+        failure = Failure(
+            "stop-words", "error",
+            f"answer messages[{e.message}] is trained to end with {e.end_id} {piece(e.end_id)!r} {how} ({where}), "
+            f"but the deploy side stops only on [{deploy}]: the served model will not stop where training taught it "
+            f"and runs on into a new turn. Add {e.end_id} to eos_token_id in generation_config.json (or the "
+            "engine's stop words)" + (f". Context: {static.note}" if static.note else ""),
+            plain.conv, message=e.message,
+            tokens={"end_id": {"id": e.end_id, "piece": piece(e.end_id)}, "answer_end": plain.pieces(e.tail),
+                    "train_stops": plain.pieces(sorted(static.train_stops)),
+                    "deploy_stops": plain.pieces(sorted(static.deploy_stops))})
+        break
+    if len(pair._shapes) > 50_000:
+        pair._shapes.clear()
+    pair._shapes[key] = (ends, failure)
+    return ends, failure
+
+
+def stop_words(case: Case) -> Failure | None:
+    """Training's end-of-answer ids are deploy stops (error), and answers hold no extra deploy stops (warning)."""
+    static = _static(case.pair)
+    train = case.train
+    if not train.answers:
+        return None
+    ends, failure = _structural(case, static)
+    if failure is not None:
+        return failure
+    if len(ends) != len(train.answers):
+        return None
+    for ans, base in zip(train.answers, ends):
+        stream = label_stream(train, ans)
+        hits = [(j, i) for j, i, _ in stream if i in static.deploy_stops]
+        if len(hits) <= base.deploy_hits:
+            continue
+        j, i = hits[0]
+        return Failure("stop-words", "warning",
+                       f"answer messages[{ans.message}] is trained to emit the deploy stop id {i} "
+                       f"{case.pair.tokenizer.piece(i)!r} inside its text (at token {j}; special-token text in the "
+                       "answer is encoded as the control id): served, the model stops there, before the answer ends",
+                       case.conv, message=ans.message,
+                       tokens={"premature": case.pieces([i for _, i in hits]),
+                               "deploy_stops": case.pieces(sorted(static.deploy_stops))})
+    return None
+
+
+def describe_ends(case: Case) -> list[dict[str, Any]]:
+    """For reports and tests: each answer's end id as this check sees it (on ``case.conv`` itself)."""
+    static = _static(case.pair)
+    return [{"message": e.message, "end_id": e.end_id, "follow_up": e.follow_up, "deploy_stop": e.end_id in static.deploy_stops}
+            for e in _ends(case, static)]
+
+
+CHECKS = (Check("stop-words", stop_words,
+                "the id training ends each answer with (stop words, eos after LLaMA-Factory's fix-up, efficient_eos "
+                "labels) is a deploy stop; answers hold no extra deploy stops"),)

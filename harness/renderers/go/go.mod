@@ -1,0 +1,3 @@
+module templateharness/ollamarender
+
+go 1.22
