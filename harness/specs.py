@@ -141,8 +141,15 @@ def _build_llamafactory_jinja(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     return build_export_jinja(str(spec), tokenizer, spec.arg, dict(spec.options))
 
 
+def _build_llamafactory_ollama(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.llamafactory import build_export_modelfile
+
+    return build_export_modelfile(str(spec), tokenizer, spec.arg, dict(spec.options))
+
+
 KINDS["llamafactory"] = (_build_llamafactory, ("train",))
 KINDS["llamafactory-jinja"] = (_build_llamafactory_jinja, ("deploy",))
+KINDS["llamafactory-ollama"] = (_build_llamafactory_ollama, ("deploy",))
 
 
 def build_renderer(text: str, tokenizer: "Tokenizer", *, side: str) -> "Renderer":

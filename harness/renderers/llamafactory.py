@@ -515,3 +515,29 @@ def build_export_jinja(spec: str, tokenizer: "Tokenizer", arg: str, options: dic
     eos = info["tokenizer_changes"].get("eos_token", {}).get("after")  # the export saves the replaced eos
     return LlamaFactoryJinjaRenderer(spec=spec, tokenizer=tokenizer, extra_stops=(eos,) if eos else (),
                                      template=ChatTemplate(source, f"llamafactory:{info['llamafactory_template']}"))
+
+
+def export_modelfile(spec: str, tokenizer: "Tokenizer", arg: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The Ollama Modelfile LLaMA-Factory's export writes (``Template.get_ollama_modelfile``) for this set-up."""
+    train = LlamaFactoryRenderer(spec, tokenizer, arg, options)
+    text = train.template.get_ollama_modelfile(train.hf)
+    return text, {"llamafactory_template": train.template_name, "llamafactory": train._lf.VERSION,
+                  "tokenizer_changes": train.changes}
+
+
+def build_export_modelfile(spec: str, tokenizer: "Tokenizer", arg: str, options: dict[str, Any]) -> Any:
+    """``llamafactory-ollama:NAME|train.yaml`` — LLaMA-Factory's exported Modelfile as Ollama serves it.
+
+    The Modelfile is parsed in memory (nothing is written); ``eog=``/``think=`` go to the Ollama renderer."""
+    from harness.modelfile import parse_modelfile
+    from harness.renderers.ollama import OllamaRenderer
+
+    ollama_opts = {k: options.pop(k) for k in ("eog", "think", "add_bos") if k in options}
+    text, info = export_modelfile(spec, tokenizer, arg, dict(options))
+    modelfile = parse_modelfile(text, path=f"llamafactory:{info['llamafactory_template']}/Modelfile")
+
+    class LlamaFactoryOllamaRenderer(OllamaRenderer):
+        def describe(self) -> dict[str, Any]:
+            return {**super().describe(), "kind": "llamafactory-ollama", "modelfile_text": text, **info}
+
+    return LlamaFactoryOllamaRenderer(spec, tokenizer, modelfile, **ollama_opts)
