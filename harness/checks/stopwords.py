@@ -41,6 +41,7 @@ class _Static:
     deploy_stops: frozenset[int]
     special: frozenset[int]  # the tokenizer's special (control) token ids
     note: str  # replace_eos / efficient_eos context for explanations
+    declared: frozenset[int] | None = None  # stops the deploy config declares itself (Ollama: PARAMETER stop)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,9 @@ def _static(pair: "Pair") -> _Static:
                      "first id")
     tok = pair.tokenizer
     special = frozenset(tok.added_tokens[t] for t in tok.special_tokens if t in tok.added_tokens)
-    out = _Static(train_stops, frozenset(deploy_stops), special, "; ".join(notes))
+    declared = getattr(pair.deploy, "declared_stop_ids", None)
+    out = _Static(train_stops, frozenset(deploy_stops), special, "; ".join(notes),
+                  None if declared is None else frozenset(declared))
     pair._shapes[key] = out
     return out
 
@@ -148,10 +151,32 @@ def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure 
                     "train_stops": plain.pieces(sorted(static.train_stops)),
                     "deploy_stops": plain.pieces(sorted(static.deploy_stops))})
         break
+    if failure is None and static.declared is not None:
+        failure = _undeclared(plain, ends, static)
     if len(pair._shapes) > 50_000:
         pair._shapes.clear()
     pair._shapes[key] = (ends, failure)
     return ends, failure
+
+
+def _undeclared(plain: Case, ends: tuple[_End, ...], static: _Static) -> Failure | None:
+    """Warning: the engine stops on the trained end id only by its own heuristic, not because the deploy
+    config (an Ollama Modelfile's PARAMETER stop) declares it."""
+    piece = plain.pair.tokenizer.piece
+    for e in ends:
+        if e.end_id is None or e.end_id in static.declared or e.end_id not in static.deploy_stops:
+            continue
+        declared = ", ".join(f"{i} {piece(i)!r}" for i in sorted(static.declared)) or "nothing"
+        return Failure(
+            "stop-words", "warning",
+            f"answer messages[{e.message}] is trained to end with {e.end_id} {piece(e.end_id)!r}, which the deploy "
+            f"config does not declare as a stop (it declares [{declared}]): the served model stops there only "
+            "because llama.cpp recognises that token as end-of-generation by name; a runner without that heuristic "
+            f"never stops (ollama/ollama#8363). Add PARAMETER stop \"{piece(e.end_id)}\" to the Modelfile",
+            plain.conv, message=e.message,
+            tokens={"end_id": {"id": e.end_id, "piece": piece(e.end_id)},
+                    "declared_stops": plain.pieces(sorted(static.declared))})
+    return None
 
 
 def stop_words(case: Case) -> Failure | None:

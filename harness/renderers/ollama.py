@@ -410,6 +410,11 @@ class OllamaRenderer:
                        offsets=tuple(offsets))
 
     @property
+    def declared_stop_ids(self) -> frozenset[int]:
+        """The ids the Modelfile itself declares (``PARAMETER stop`` strings that are one token)."""
+        return frozenset(tid for s in self.modelfile.stop if (tid := self.tokenizer.token_id(s)) is not None)
+
+    @property
     def stop_ids(self) -> frozenset[int]:
         stops = {tid for s in self.modelfile.stop if (tid := self.tokenizer.token_id(s)) is not None}
         if self.eog == "llama.cpp":
