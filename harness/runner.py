@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal, Sequence
 
-from harness.checks import CHECKS, Case, Check, Failure, Pair, Skip
+from harness.checks import CHECKS, Check, Failure, Pair, Skip
 from harness.conversation import Conversation
 from harness.errors import ConversationError, RenderRejected
 from harness.shrink import shrink

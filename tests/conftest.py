@@ -33,6 +33,23 @@ def result_of(target: TargetResult, name: str):
     return next(c for c in target.checks if c.name == name)
 
 
+@pytest.fixture()
+def base_eos_dir(tmp_path):
+    """A Qwen2.5 dir as a base model ships it: tokenizer eos and generation_config eos only <|endoftext|>."""
+    import json
+    import shutil
+
+    from harness.zoo import zoo_model_dir
+
+    model_dir = tmp_path / "base-eos"
+    shutil.copytree(zoo_model_dir("qwen2.5"), model_dir)
+    config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    config["eos_token"] = "<|endoftext|>"
+    (model_dir / "tokenizer_config.json").write_text(json.dumps(config))
+    (model_dir / "generation_config.json").write_text(json.dumps({"eos_token_id": 151643}))
+    return model_dir
+
+
 @pytest.fixture(scope="session")
 def qwen():
     return load_model(model="qwen2.5")

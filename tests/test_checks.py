@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 
 import pytest
 
-from harness.zoo import zoo_model_dir
 from tests.conftest import fixture, result_of, sweep
 
 pytestmark = pytest.mark.real_tokenizer
@@ -66,16 +63,10 @@ def test_prompt_prefix_names_first_diverging_token():
     assert first["train"] and first["deploy"]
 
 
-def test_answer_stop_catches_generation_config_without_im_end(tmp_path):
+def test_answer_stop_catches_generation_config_without_im_end(base_eos_dir):
     """A served model whose eos is only <|endoftext|> never stops where training taught it (<|im_end|>)."""
-    model_dir = tmp_path / "base-eos"
-    shutil.copytree(zoo_model_dir("qwen2.5"), model_dir)
-    config = json.loads((model_dir / "tokenizer_config.json").read_text())
-    config["eos_token"] = "<|endoftext|>"
-    (model_dir / "tokenizer_config.json").write_text(json.dumps(config))
-    (model_dir / "generation_config.json").write_text(json.dumps({"eos_token_id": 151643}))
     chatml = fixture("templates/chatml.jinja")
-    target = sweep("jinja:" + chatml, "hf:" + chatml, model_dir=model_dir, checks=["answer-stop"], n=20)
+    target = sweep("jinja:" + chatml, "hf:" + chatml, model_dir=base_eos_dir, checks=["answer-stop"], n=20)
     result = result_of(target, "answer-stop")
     assert result.verdict == "fail"
     assert "<|im_end|>" in result.failure.explanation

@@ -3,8 +3,6 @@ labels, a Jinja template's answer end) vs the ids the deploy side stops on."""
 
 from __future__ import annotations
 
-import json
-import shutil
 
 import pytest
 
@@ -13,7 +11,6 @@ from harness.checks import CHECKS
 from harness.checks.stopwords import describe_ends, label_stream
 from harness.conversation import Conversation
 from harness.errors import InputError
-from harness.zoo import zoo_model_dir
 from tests.conftest import fixture, result_of, sweep
 
 pytestmark = pytest.mark.real_tokenizer
@@ -40,16 +37,6 @@ def test_registered():
     assert "stop-words" in CHECKS
 
 
-@pytest.fixture()
-def base_eos_dir(tmp_path):
-    """A Qwen2.5 dir as a base model ships it: tokenizer eos and generation_config eos only <|endoftext|>."""
-    model_dir = tmp_path / "base-eos"
-    shutil.copytree(zoo_model_dir("qwen2.5"), model_dir)
-    config = json.loads((model_dir / "tokenizer_config.json").read_text())
-    config["eos_token"] = "<|endoftext|>"
-    (model_dir / "tokenizer_config.json").write_text(json.dumps(config))
-    (model_dir / "generation_config.json").write_text(json.dumps({"eos_token_id": 151643}))
-    return model_dir
 
 
 @needs_lf

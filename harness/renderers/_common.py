@@ -20,6 +20,11 @@ def special_tokens_context(tokenizer: "Tokenizer") -> dict[str, Any]:
     return {k: v for k, v in dict(tokenizer.hf.special_tokens_map).items() if isinstance(v, (str, list))}
 
 
+def text_stop_ids(tokenizer: "Tokenizer", texts: Sequence[str]) -> set[int]:
+    """Ids of request stop strings that are exactly one token (others stop on text, not on an id)."""
+    return {tid for text in texts if (tid := tokenizer.token_id(text)) is not None}
+
+
 def read_template_file(path: Path, what: str) -> str:
     """Read a template file or raise an InputError that names it and the remedy."""
     if not path.is_file():

@@ -20,7 +20,7 @@ import jinja2
 import tokenizers
 import transformers
 
-from harness.renderers._common import locate_spans, sha256_text, special_tokens_context
+from harness.renderers._common import locate_spans, sha256_text, special_tokens_context, text_stop_ids
 from harness.renderers.base import Encoded
 from harness.sandbox import ChatTemplate, RenderResult
 
@@ -147,13 +147,9 @@ class HFRenderer(JinjaRenderer):
 
     @property
     def stop_ids(self) -> frozenset[int]:
-        stops = set(self.tokenizer.generation_eos_ids)
+        stops = set(self.tokenizer.generation_eos_ids) | text_stop_ids(self.tokenizer, self.extra_stops)
         if self.tokenizer.eos_id is not None:
             stops.add(self.tokenizer.eos_id)
-        for text in self.extra_stops:
-            tid = self.tokenizer.token_id(text)
-            if tid is not None:
-                stops.add(tid)
         return frozenset(stops)
 
     def render_text(self, conv: "Conversation", *, add_generation_prompt: bool = True) -> str:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import minijinja
 
 from harness.errors import InputError, RenderRejected, TemplateError
-from harness.renderers._common import locate_spans, read_template_file, sha256_text
+from harness.renderers._common import locate_spans, read_template_file, sha256_text, text_stop_ids
 from harness.renderers.base import Encoded
 from harness.sandbox import PINNED_NOW
 
@@ -252,20 +252,12 @@ class TGIRenderer:
 
     @property
     def stop_ids(self) -> frozenset[int]:
-        gen_path = self.tokenizer.model_dir / "generation_config.json"
-        eos: Any = None
-        if gen_path.is_file():
-            try:
-                eos = json.loads(gen_path.read_text(encoding="utf-8")).get("eos_token_id")
-            except (OSError, ValueError, AttributeError):
-                eos = None
-        stops = set(eos) if isinstance(eos, list) else (
-            {self.tokenizer.hf.eos_token_id} if self.tokenizer.hf.eos_token_id is not None else set())
-        for text in self.extra_stops:
-            tid = self.tokenizer.token_id(text)
-            if tid is not None:
-                stops.add(tid)
-        return frozenset(stops)
+        tok = self.tokenizer
+        if isinstance(tok.generation_config.get("eos_token_id"), list):  # TGI: the list when there is one
+            stops = set(tok.generation_eos_ids)
+        else:
+            stops = {tok.hf.eos_token_id} if tok.hf.eos_token_id is not None else set()
+        return frozenset(stops | text_stop_ids(tok, self.extra_stops))
 
     def render_text(self, conv: "Conversation", *, add_generation_prompt: bool = True) -> str:
         messages = list(tgi_messages(conv))
