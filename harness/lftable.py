@@ -34,10 +34,11 @@ DEFAULT_OUT = Path("docs/llamafactory.md")
 
 @dataclass(frozen=True)
 class Cause:
-    """A diagnosed divergence: applies when ``template``/``check`` match and ``test(headline, failure)`` holds."""
+    """A diagnosed divergence: applies when ``template`` and one of ``checks`` match and ``test(headline,
+    failure)`` holds."""
 
     template: str
-    check: str
+    checks: tuple[str, ...]
     test: Callable[[str, object], bool]
     text: str
 
@@ -57,87 +58,62 @@ def _empty_system(head: str, failure: object) -> bool:
 
 #: Each was found by reading the real divergence (the counterexample rendered by both sides).
 CAUSES: tuple[Cause, ...] = (
-    Cause("qwen", "prompt-prefix", lambda h, f: _empty_system(h, f) and "'You'" in h,
+    Cause("qwen", ("prompt-prefix", "system"), lambda h, f: _empty_system(h, f) and "'You'" in h,
           "LF trains `system or default_system`: an explicit empty system becomes LF's default "
           "\"You are Qwen, created by Alibaba Cloud…\", while the Qwen2.5 template writes an empty system block"),
-    Cause("qwen", "system", lambda h, f: _empty_system(h, f) and "'You'" in h,
-          "LF trains `system or default_system`: an explicit empty system becomes LF's default "
-          "\"You are Qwen, created by Alibaba Cloud…\", while the Qwen2.5 template writes an empty system block"),
-    Cause("qwen3", "prompt-prefix", _has("'<think>'", "'<|im_end|>'"),
+    Cause("qwen3", ("prompt-prefix",), _has("'<think>'", "'<|im_end|>'"),
           "LF's ReasoningTemplate (enable_thinking=true) adds an empty `<think>\\n\\n</think>\\n\\n` to every "
           "answer, history included, while the Qwen3 template drops reasoning from answers before the last user "
           "turn: from the second answer on the served prompt lacks the think block training had"),
-    Cause("qwen3", "system", lambda h, f: _empty_system(h, f) and "'system'" in h,
+    Cause("qwen3", ("system",), lambda h, f: _empty_system(h, f) and "'system'" in h,
           "LF treats an empty system as no system (`system or default_system`, default empty) and writes no "
           "system block; the Qwen3 template writes `<|im_start|>system\\n<|im_end|>\\n` for an empty one"),
-    Cause("qwen3_nothink", "prompt-prefix", lambda h, f: _empty_system(h, f) and "'system'" in h,
+    Cause("qwen3_nothink", ("prompt-prefix", "system"), lambda h, f: _empty_system(h, f) and "'system'" in h,
           "LF treats an empty system as no system and writes no system block; the Qwen3 template writes "
           "`<|im_start|>system\\n<|im_end|>\\n` for an empty one"),
-    Cause("qwen3_nothink", "system", lambda h, f: _empty_system(h, f) and "'system'" in h,
-          "LF treats an empty system as no system and writes no system block; the Qwen3 template writes "
-          "`<|im_start|>system\\n<|im_end|>\\n` for an empty one"),
-    Cause("qwen3", "prompt-prefix", _has("'␤␤␤'", "'␤'"),
+    Cause("qwen3", ("prompt-prefix",), _has("'␤␤␤'", "'␤'"),
           "with tools and no system message LF's qwen tool format appends `\\n\\n# Tools…` to the empty system "
           "text (`<|im_start|>system\\n\\n\\n# Tools`); the Qwen3 template writes `<|im_start|>system\\n# Tools` "
           "(the blank line only after a system message's text)"),
-    Cause("qwen3_nothink", "prompt-prefix", _has("'␤␤␤'", "'␤'"),
+    Cause("qwen3_nothink", ("prompt-prefix",), _has("'␤␤␤'", "'␤'"),
           "with tools and no system message LF's qwen tool format appends `\\n\\n# Tools…` to the empty system "
           "text (`<|im_start|>system\\n\\n\\n# Tools`); the Qwen3 template writes `<|im_start|>system\\n# Tools` "
           "(the blank line only after a system message's text)"),
-    Cause("glm4", "special-tokens", _explains("'<|tool|>'"),
+    Cause("glm4", ("special-tokens",), _explains("'<|tool|>'"),
           "the GLM-4 template prints `<|{{ item['role'] }}|>` verbatim, so an OpenAI `tool` result becomes the "
           "plain text `<|tool|>` (not a GLM-4 token; LF writes the `<|observation|>` token), and the call-only "
           "assistant turn before it is skipped as empty content"),
-    Cause("deepseek3", "prompt-prefix", _has("'You'", "'<｜User｜>'"),
+    Cause("deepseek3", ("prompt-prefix", "system"), _has("'You'", "'<｜User｜>'"),
           "LF's deepseek3 (default ReAct tool format) writes the tool list as system text (\"You have access to "
           "the following tools:…\"); the DeepSeek-V3 template ignores `tools`, so the served prompt has none"),
-    Cause("deepseek3", "system", _has("'You'", "'<｜User｜>'"),
-          "LF's deepseek3 (default ReAct tool format) writes the tool list as system text (\"You have access to "
-          "the following tools:…\"); the DeepSeek-V3 template ignores `tools`, so the served prompt has none"),
-    Cause("deepseekr1", "special-tokens", _explains("TypeError", "concatenate str"),
+    Cause("deepseekr1", ("special-tokens",), _explains("TypeError", "concatenate str"),
           "the DeepSeek-R1 template concatenates `tool['function']['arguments']` as a string, but vLLM passes the "
           "arguments parsed to a dict: any prompt with a tool call in its history raises TypeError when served"),
-    Cause("llama3", "special-tokens", _explains("single tool-calls"),
+    Cause("llama3", ("special-tokens",), _explains("single tool-calls"),
           "Meta's Llama-3.2 template raises \"This model only supports single tool-calls at once!\" on parallel "
           "calls, which LF's llama3 trains (a JSON list of calls)"),
-    Cause("mistral", "prompt-prefix", lambda h, f: "'␠'" in h and any(
+    Cause("mistral", ("prompt-prefix",), lambda h, f: "'␠'" in h and any(
           m.role == "assistant" and m.content and m.content != m.content.strip()
           for m in f.conversation.messages),  # type: ignore[attr-defined]
           "the Mistral v3 template `trim`s an assistant answer when it comes back as history; LF keeps it verbatim "
           "(`' ' + content`), so an answer with leading/trailing whitespace is served back differently"),
-    Cause("glm4", "prompt-prefix", _has("'<|user|>'", "'<|assistant|>'"),
+    Cause("glm4", ("prompt-prefix", "system"), _has("'<|user|>'", "'<|assistant|>'"),
           "the GLM-4 template skips every message whose content is empty (`{% if item['content'] %}`), so an "
           "empty user turn vanishes when served; LF always writes `<|user|>\\n` + content"),
-    Cause("glm4", "system", _has("'<|user|>'", "'<|assistant|>'"),
-          "the GLM-4 template skips every message whose content is empty (`{% if item['content'] %}`), so an "
-          "empty user turn vanishes when served; LF always writes `<|user|>\\n` + content"),
-    Cause("deepseekr1", "prompt-prefix", _has("<end>", "'<think>'"),
+    Cause("deepseekr1", ("prompt-prefix", "system"), _has("<end>", "'<think>'"),
           "the DeepSeek-R1 template's generation prompt is `<｜Assistant｜><think>\\n`; LF's deepseekr1 puts "
           "`<think>` in the trained answer, so the served prompt ends with a `<think>\\n` training never had there"),
-    Cause("deepseekr1", "system", _has("<end>", "'<think>'"),
-          "the DeepSeek-R1 template's generation prompt is `<｜Assistant｜><think>\\n`; LF's deepseekr1 puts "
-          "`<think>` in the trained answer, so the served prompt ends with a `<think>\\n` training never had there"),
-    Cause("llama3", "prompt-prefix", _has("'user'", "'system'"),
+    Cause("llama3", ("prompt-prefix", "system"), _has("'user'", "'system'"),
           "Meta's Llama-3.2 template always writes a system block (`Cutting Knowledge Date: December 2023` + "
           "`Today Date: …`) even without a system message; LF's llama3 writes none"),
-    Cause("llama3", "system", _has("'user'", "'system'"),
-          "Meta's Llama-3.2 template always writes a system block (`Cutting Knowledge Date: December 2023` + "
-          "`Today Date: …`) even without a system message; LF's llama3 writes none"),
-    Cause("mistral", "prompt-prefix", _has("'[/INST]'", "'␤'"),
-          "LF's mistral drops an empty system (`system or default_system`); the Mistral v3 template writes "
-          "`system + \"\\n\\n\"` before the last user message even when the system text is empty"),
-    Cause("mistral", "system", _has("'[/INST]'", "'␤'"),
+    Cause("mistral", ("prompt-prefix", "system"), _has("'[/INST]'", "'␤'"),
           "LF's mistral drops an empty system (`system or default_system`); the Mistral v3 template writes "
           "`system + \"\\n\\n\"` before the last user message even when the system text is empty"),
 )
 
-#: Failures that are harness bugs, not template divergences (reported, never presented as a cause).
-HARNESS_BUGS: tuple[Cause, ...] = (
-    Cause("glm4", "answer-stop", _explains("is trained to end with"),
-          "harness bug, not a template divergence: `answer-stop` (harness/checks/stop.py) looks for the stop id "
-          "among the answer's *input* ids, but LF's `efficient_eos` (glm4) trains the eos as the label after the "
-          "answer (`extra[\"label_ids\"]`); `stop-words` reads the labels and passes"),
-)
+#: Failures that are harness bugs, not template divergences (reported, never presented as a cause). Empty:
+#: the one found (answer-stop ignoring efficient_eos labels) is fixed in harness/checks/stop.py.
+HARNESS_BUGS: tuple[Cause, ...] = ()
 
 
 #: Why LLaMA-Factory drops some generated conversations (counted, not failed), read off its own exceptions.
@@ -152,7 +128,7 @@ def diagnose(template: str, check: str, failure: object) -> str:
     diff = getattr(failure, "diff", None)
     head = diff.headline() if diff is not None and diff.index is not None else ""
     for cause in HARNESS_BUGS + CAUSES:
-        if cause.template == template and cause.check == check and cause.test(head, failure):
+        if cause.template == template and check in cause.checks and cause.test(head, failure):
             return cause.text
     return "undiagnosed: no known cause matches this divergence; read the counterexample"
 
