@@ -10,10 +10,13 @@ from harness.errors import RenderRejected
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation
-    from harness.renderers.base import Encoded, Renderer
+    from harness.renderers.base import Answer, Encoded, Renderer
     from harness.tokenizers import Tokenizer
 
 Severity = Literal["error", "warning"]
+
+#: The label that carries no loss (transformers / LLaMA-Factory ``IGNORE_INDEX``).
+IGNORE = -100
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,8 @@ class Case:
         detail = detail or self.pair.detailed
         key = (k, detail)
         if key not in self._prompts:
-            deploy = self.pair.deploy
-            conv = self.conv.prefix(k)
-            try:
-                self._prompts[key] = deploy.render(conv, add_generation_prompt=True, detail=detail)
-            except TypeError:  # a renderer without the detail switch
-                self._prompts[key] = deploy.render(conv, add_generation_prompt=True)
+            self._prompts[key] = self.pair.deploy.render(self.conv.prefix(k), add_generation_prompt=True,
+                                                         detail=detail)
         return self._prompts[key]
 
     def diff(self, train_ids: Any, deploy: "Encoded", k: int | None = None) -> TokenDiff:
@@ -126,6 +125,25 @@ class Check:
     name: str
     run: Callable[[Case], Failure | None]
     doc: str = ""
+
+
+def label_stream(train: "Encoded", ans: "Answer") -> list[tuple[int, int, bool]]:
+    """``(position, trained id, follow-up)`` for answer ``ans``: its labelled ids, then the label that follows
+    it when that label is not the input id there (efficient_eos) or is the appended final eos."""
+    ids, n = train.ids, len(train.ids)
+    raw = train.extra.get("label_ids")
+    labels = train.labels
+    out: list[tuple[int, int, bool]] = []
+    end = min(ans.end, n)
+    for j in range(ans.start, end):
+        if raw is not None:
+            if raw[j] != IGNORE:
+                out.append((j, raw[j], False))
+        elif labels is None or labels[j]:
+            out.append((j, ids[j], False))
+    if raw is not None and end < n and raw[end] != IGNORE and (raw[end] != ids[end] or end == n - 1):
+        out.append((end, raw[end], True))
+    return out
 
 
 def deploy_rejected(case: Case, check: str, k: int, exc: RenderRejected) -> Failure:

@@ -24,13 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.checks.base import Case, Check, Failure, Skip
+from harness.checks.base import IGNORE, Case, Check, Failure, Skip, label_stream  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from harness.checks.base import Pair
-    from harness.renderers.base import Answer, Encoded
 
-IGNORE = -100
 
 
 @dataclass(frozen=True)
@@ -81,25 +79,6 @@ def _static(pair: "Pair") -> _Static:
     out = _Static(train_stops, frozenset(deploy_stops), special, "; ".join(notes),
                   None if declared is None else frozenset(declared))
     pair._shapes[key] = out
-    return out
-
-
-def label_stream(train: "Encoded", ans: "Answer") -> list[tuple[int, int, bool]]:
-    """``(position, trained id, follow-up)`` for answer ``ans``: its labelled ids, then the label that follows
-    it when that label is not the input id there (efficient_eos) or is the appended final eos."""
-    ids, n = train.ids, len(train.ids)
-    raw = train.extra.get("label_ids")
-    labels = train.labels
-    out: list[tuple[int, int, bool]] = []
-    end = min(ans.end, n)
-    for j in range(ans.start, end):
-        if raw is not None:
-            if raw[j] != IGNORE:
-                out.append((j, raw[j], False))
-        elif labels is None or labels[j]:
-            out.append((j, ids[j], False))
-    if raw is not None and end < n and raw[end] != IGNORE and (raw[end] != ids[end] or end == n - 1):
-        out.append((end, raw[end], True))
     return out
 
 
