@@ -30,6 +30,8 @@ class Failure:
     diff: TokenDiff | None = None
     message: int | None = None
     tokens: dict[str, Any] = field(default_factory=dict)
+    #: a cause id from ``harness.causes.CAUSES`` (what made the sides differ, computed from the data)
+    cause: str = ""
 
 
 class Skip(Exception):

@@ -1,0 +1,67 @@
+"""Why a check failed: a small, documented taxonomy of causes, each computed from the data.
+
+Every Failure carries one ``cause`` id from ``CAUSES``. Failures of one check are grouped into divergence
+classes by (cause, message path, first differing id pair), so one fix does not hide the next.
+
+>>> CAUSES["boundary-merge"].severity
+'warning'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A cause id, the severity it usually carries, and one sentence saying what it means."""
+
+    id: str
+    severity: Literal["error", "warning"]
+    summary: str
+
+
+_CAUSES = (
+    Cause("default-system", "error", "a default system prompt is injected on one side only"),
+    Cause("empty-system", "error", "an explicit empty system message is handled differently (dropped, replaced by a "
+          "default, or rendered as an empty block)"),
+    Cause("system-text", "error", "a per-sample system message is rendered differently (placement or wrapping)"),
+    Cause("history-reasoning-stripped", "error", "history rewritten: reasoning of earlier answers is kept on one side "
+          "and stripped on the other"),
+    Cause("history-system-moved", "error", "history rewritten: the system text moves (e.g. into the last user turn) "
+          "once later turns follow"),
+    Cause("history-messages-dropped", "error", "history rewritten: messages are dropped or changed once later turns "
+          "follow"),
+    Cause("generation-prompt", "error", "the generation prompt differs (e.g. it opens a <think> block, or a role "
+          "header differs) right where the answer begins"),
+    Cause("loss-region", "error", "the served prompt stops before the first trained id: the model must emit text "
+          "training never put loss on"),
+    Cause("bos", "error", "BOS doubled, missing or added on one side only"),
+    Cause("tools-rendered", "error", "tool definitions, tool calls or tool results are rendered differently"),
+    Cause("template-text", "error", "the two templates write different text around the messages"),
+    Cause("tokenisation", "error", "both sides render the same text but tokenise it differently (special tokens "
+          "added, segment-wise vs whole-string encoding)"),
+    Cause("boundary-merge", "warning", "data-dependent: text at an answer's border merges with the token before it "
+          "when one side tokenises the whole string"),
+    Cause("segment-merge", "error", "encoding training segments one by one differs from tokenising the whole text"),
+    Cause("control-text", "error", "template control text is a near-miss of a control token, or a control token on "
+          "one side and plain text on the other"),
+    Cause("user-control-text", "warning", "user text contains special-token text the engine parses as control "
+          "tokens"),
+    Cause("stop-mismatch", "error", "the id training ends answers with is not one the deploy side stops on"),
+    Cause("stop-untrained", "error", "the deploy stop id inside an answer carries no loss"),
+    Cause("stop-heuristic", "warning", "the engine stops on the trained end id only by its own heuristic, not by the "
+          "deploy config"),
+    Cause("stop-inside-answer", "warning", "an answer holds a deploy stop id inside its text: serving stops early"),
+    Cause("deploy-rejects", "error", "the deploy template rejects a conversation shape the training side accepts"),
+)
+
+#: cause id → Cause, in report order.
+CAUSES: dict[str, Cause] = {c.id: c for c in _CAUSES}
+
+
+def cause_summary(cause: str) -> str:
+    """One sentence for ``cause`` (an unknown id is returned as it is)."""
+    known = CAUSES.get(cause)
+    return known.summary if known else cause
