@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import HarnessError
@@ -49,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=_seed, default=0, help="generator seed (default 0)")
     check.add_argument("--checks", help="comma-separated subset of checks (default: all)")
     check.add_argument("--tools", choices=("any", "on", "off"), default="any", help="tool calls in conversations")
-    check.add_argument("--reasoning", choices=("any", "on", "off"), default="off",
-                       help="reasoning in assistant turns (default off)")
+    check.add_argument("--reasoning", choices=("auto", "any", "on", "off"), default="auto",
+                       help="reasoning in assistant turns (default auto: any when either side's template reads "
+                            "reasoning — reasoning_content, thinking, <think> — else off)")
     check.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default reports/)")
     check.add_argument("--format", default="json,md", help="report formats: json,md (default both)")
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
@@ -112,15 +114,18 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     tokenizer = load_model(model=args.model, model_dir=args.model_dir)
     pairs = make_pairs(tokenizer, args.train, args.deploy)
     results = []
+    from harness.api import reads_reasoning
+
     for pair in pairs:
-        convs = generate(args.examples, seed=args.seed, tools=_flag(args.tools), reasoning=_flag(args.reasoning))
+        reasoning = _flag(args.reasoning) if args.reasoning != "auto" else ("any" if reads_reasoning(pair) else False)
+        convs = generate(args.examples, seed=args.seed, tools=_flag(args.tools), reasoning=reasoning)
         progress = _progress(err, args.examples, pair.name) if args.examples >= 500 and err.is_terminal else None
         with progress or nullcontext():
             task = progress.add_task(pair.name, total=args.examples) if progress else None
             advance = (lambda k, t=task: progress.advance(t, k)) if progress else None
             results.append(run_pair(pair, convs, checks=checks, advance=advance))
     report = build_report(results, version=__version__, seed=args.seed, examples=args.examples,
-                          model=tokenizer.describe())
+                          model=tokenizer.describe(), piece=tokenizer.piece)
     paths = write_reports(report, args.report_dir, formats)
     _print_summary(out, [r for r in results if r.verdict != "error"], quiet=args.quiet)
     if paths:
@@ -140,36 +145,52 @@ def _progress(err: Console, total: int, name: str):
                     console=err, transient=True)
 
 
+def _cell(c) -> str:
+    if c.verdict in ("fail", "warn"):
+        return f"[{_STYLE[c.verdict]}]{c.verdict} {c.errors or c.warnings}/{c.examples_run}[/]"
+    if c.verdict == "pass":
+        return f"[{_STYLE['pass']}]pass {c.examples_run}[/]"
+    return f"[{_STYLE['skipped']}]skipped[/]"
+
+
 def _print_summary(out: Console, results, *, quiet: bool) -> None:
+    """The verdict table (cells: failing/checked conversations), skipped checks with their reason, then every
+    divergence class of every failing check with its TokenDiff and counterexample."""
     if not results:
         return
+    from harness.causes import cause_summary
+
     names = [c.name for c in results[0].checks] if results else []
-    table = Table(title="template-harness verdicts")
+    table = Table(title="template-harness verdicts (failing/checked conversations)")
     table.add_column("train")
     table.add_column("deploy")
     table.add_column("verdict")
     for name in names:
         table.add_column(name)
     for r in results:
-        cells = []
-        for c in r.checks:
-            count = f" {c.errors or c.warnings}/{c.examples_run}" if c.verdict in ("fail", "warn") else ""
-            cells.append(f"[{_STYLE[c.verdict]}]{c.verdict}{count}[/]")
         style = "green" if r.verdict == "consistent" else "bold red"
-        table.add_row(r.train, r.deploy, f"[{style}]{r.verdict}[/]", *cells)
+        table.add_row(escape(r.train), escape(r.deploy), f"[{style}]{r.verdict}[/]", *(_cell(c) for c in r.checks))
     out.print(table)
+    for r in results:
+        for c in r.checks:
+            if c.verdict == "skipped":
+                out.print(f"[dim]{c.name} skipped — {escape(r.train)} vs {escape(r.deploy)}: [/]", end="")
+                out.print(c.note, markup=False, style="dim")
     if quiet:
         return
     for r in results:
         for c in r.checks:
-            f = c.failure
-            if f is None:
-                continue
-            out.print(f"\n[{_STYLE[c.verdict]}]{c.name}[/] {f.severity} — {r.train} vs {r.deploy}: ", end="")
-            out.print(f.explanation, markup=False)
-            if f.diff is not None and f.diff.index is not None:
-                out.print(f.diff.render(), markup=False)
-            out.print("minimal counterexample: " + f.conversation.to_json(), markup=False)
+            for i, k in enumerate(c.classes, 1):
+                f = k.failure or k.example
+                style = _STYLE["fail" if k.severity == "error" else "warn"]
+                out.print(f"\n[{style}]{c.name}[/] class {i}/{len(c.classes)}, {k.severity}, cause {k.cause} at "
+                          + escape(f"{k.where}, {k.count} conversation(s) — {r.train} vs {r.deploy}"))
+                out.print(f"cause: {cause_summary(k.cause)}", markup=False)
+                out.print(f.explanation, markup=False)
+                if f.diff is not None and f.diff.index is not None:
+                    out.print(f.diff.render(), markup=False)
+                label = "minimal counterexample" if k.failure is not None else "counterexample (not shrunk)"
+                out.print(f"{label}: " + f.conversation.to_json(), markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

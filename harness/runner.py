@@ -13,10 +13,30 @@ from harness.shrink import shrink
 Verdict = Literal["pass", "fail", "warn", "skipped"]
 
 
+#: How many divergence classes per check get a shrunk counterexample (the largest first).
+MAX_SHRUNK_CLASSES = 5
+
+
+@dataclass(frozen=True)
+class DivergenceClass:
+    """Failures of one check that share a cause, a place (by role) and the first differing id pair.
+
+    ``failure`` is the shrunk counterexample of the first conversation in the class (None past the cap)."""
+
+    cause: str
+    severity: str
+    where: str
+    pair: tuple[int | None, int | None]
+    count: int
+    failure: Failure | None = None
+    example: Failure | None = field(default=None, repr=False, compare=False)  # as found, unshrunk
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    """How one check fared over a sweep. ``failure`` is the shrunk counterexample of the first error
-    (or, with no error, of the first warning)."""
+    """How one check fared over a sweep: counts, and its divergence classes, largest error class first.
+
+    ``verdict`` is ``skipped`` (with ``note`` saying why) whenever the check ran on no example."""
 
     name: str
     verdict: Verdict
@@ -24,8 +44,13 @@ class CheckResult:
     errors: int = 0
     warnings: int = 0
     rejected_train: int = 0
-    failure: Failure | None = None
+    classes: tuple[DivergenceClass, ...] = ()
     note: str = ""
+
+    @property
+    def failure(self) -> Failure | None:
+        """The shrunk counterexample of the leading class (errors before warnings)."""
+        return self.classes[0].failure if self.classes else None
 
 
 @dataclass(frozen=True)
@@ -50,15 +75,36 @@ class _Tally:
     errors: int = 0
     warnings: int = 0
     rejected: int = 0
-    first_error: Failure | None = None
-    first_warning: Failure | None = None
+    rejected_deploy: int = 0
+    classes: dict = field(default_factory=dict)  # key -> [count, first failure]
     skipped: str = ""
+
+    def add(self, failure: Failure, control: frozenset[int]) -> None:
+        """Count ``failure`` in its class. Ids that are not control tokens count as one kind, ``text``: which
+        word of the data diverges first does not make a new class."""
+        if failure.severity == "error":
+            self.errors += 1
+        else:
+            self.warnings += 1
+        key = class_key(failure, control)
+        entry = self.classes.get(key)
+        if entry is None:
+            self.classes[key] = [1, failure]
+        else:
+            entry[0] += 1
+
+
+def class_key(failure: Failure, control: frozenset[int]) -> tuple:
+    """``failure.key`` with ids that are not control tokens counted as one kind, ``text``."""
+    severity, cause, where, pair = failure.key
+    return (severity, cause, where, tuple(i if i is None or i in control else "text" for i in pair))
 
 
 def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Sequence[str] | None = None,
              shrink_failures: bool = True, advance: Callable[[int], None] | None = None) -> TargetResult:
     """Sweep ``conversations`` through every check. Rejections by the training template are counted, not failed."""
     tallies = [_Tally(CHECKS[name]) for name in (checks or list(CHECKS))]
+    control = frozenset(pair.tokenizer.added_tokens.values())
     n, rejected, first_reason = 0, 0, ""
     for conv in conversations:
         n += 1
@@ -81,18 +127,15 @@ def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Seque
             except Skip as why:
                 t.skipped = str(why)
                 continue
-            except RenderRejected:
-                t.rejected += 1
+            except RenderRejected as exc:
+                if exc.side == "train":
+                    t.rejected += 1
+                else:
+                    t.rejected_deploy += 1
                 continue
             t.run += 1
-            if failure is None:
-                continue
-            if failure.severity == "error":
-                t.errors += 1
-                t.first_error = t.first_error or failure
-            else:
-                t.warnings += 1
-                t.first_warning = t.first_warning or failure
+            if failure is not None:
+                t.add(failure, control)
         if advance:
             advance(1)
     describe = {"train": pair.train.describe(), "deploy": pair.deploy.describe()}
@@ -100,19 +143,36 @@ def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Seque
         return TargetResult(pair.train.spec, pair.deploy.spec, "error", (), n, describe=describe,
                             error=f"the training template {pair.train.spec!r} rejected all {n} conversations "
                                   f"(first: {first_reason}); fix the template or generate shapes it accepts")
-    results = tuple(_result(pair, t, shrink_failures) for t in tallies)
+    results = tuple(_result(pair, t, shrink_failures, n) for t in tallies)
     verdict = "inconsistent" if any(r.verdict == "fail" for r in results) else "consistent"
     return TargetResult(pair.train.spec, pair.deploy.spec, verdict, results, n, describe=describe)
 
 
-def _result(pair: Pair, t: _Tally, shrink_failures: bool) -> CheckResult:
-    if t.skipped and t.run == 0:
-        return CheckResult(t.check.name, "skipped", 0, rejected_train=t.rejected, note=t.skipped)
-    failure = t.first_error or t.first_warning
-    if failure is not None:
-        failure = minimal(pair, t.check, failure, shrink_failures)
+def _skip_reason(t: _Tally, n: int) -> str:
+    if t.skipped:
+        return t.skipped
+    if n == 0:
+        return "no conversations were generated"
+    parts = []
+    if t.rejected:
+        parts.append(f"{t.rejected} rejected by the training template")
+    if t.rejected_deploy:
+        parts.append(f"{t.rejected_deploy} rejected by a render the check needs")
+    return "ran on no conversation" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int) -> CheckResult:
+    if t.run == 0:
+        return CheckResult(t.check.name, "skipped", 0, rejected_train=t.rejected, note=_skip_reason(t, n))
+    order = {key: i for i, key in enumerate(t.classes)}
+    ranked = sorted(t.classes.items(), key=lambda kv: (kv[0][0] != "error", -kv[1][0], order[kv[0]]))
+    classes = []
+    for rank, (key, (count, first)) in enumerate(ranked):
+        shrunk = minimal(pair, t.check, first, shrink_failures) if rank < MAX_SHRUNK_CLASSES else None
+        severity, cause, where, _ = key
+        classes.append(DivergenceClass(cause, severity, where, first.pair, count, shrunk, first))
     verdict: Verdict = "fail" if t.errors else "warn" if t.warnings else "pass"
-    return CheckResult(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, failure)
+    return CheckResult(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, tuple(classes))
 
 
 def minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool = True) -> Failure:
@@ -132,7 +192,10 @@ def _minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool) -> Fai
             got = check.run(pair.case(conv))
         except (Skip, RenderRejected, ConversationError):
             return None
-        return got if got is not None and got.severity == failure.severity else None
+        return got if got is not None and class_key(got, control) == want else None
+
+    control = frozenset(pair.tokenizer.added_tokens.values())
+    want = class_key(failure, control)
 
     start = failure.conversation
     found = fails(start)

@@ -32,6 +32,25 @@ class Failure:
     tokens: dict[str, Any] = field(default_factory=dict)
     #: a cause id from ``harness.causes.CAUSES`` (what made the sides differ, computed from the data)
     cause: str = ""
+    #: where the sides part, by role, not index (``system``, ``tool``, ``assistant.reasoning``,
+    #: ``generation prompt``…), so failures of many conversations fall into one class
+    where: str = ""
+
+    @property
+    def pair(self) -> tuple[int | None, int | None]:
+        """The first differing (training id, deploy id); for failures without a diff, the id at fault."""
+        if self.diff is not None and self.diff.index is not None:
+            i, d = self.diff.index, self.diff
+            return (d.train[i] if i < len(d.train) else None, d.deploy[i] if i < len(d.deploy) else None)
+        end = self.tokens.get("end_id") if self.tokens else None
+        return (end["id"] if isinstance(end, dict) else None, None)
+
+    @property
+    def key(self) -> tuple:
+        """The divergence class: severity, cause, where, and the first differing id pair (for a boundary merge
+        only the deploy id: which merged id training saw depends on the data)."""
+        pair = self.pair
+        return (self.severity, self.cause, self.where, (None, pair[1]) if self.cause == "boundary-merge" else pair)
 
 
 class Skip(Exception):
@@ -152,4 +171,4 @@ def deploy_rejected(case: Case, check: str, k: int, exc: RenderRejected) -> Fail
     return Failure(check, "error",
                    f"the deploy template rejects the prompt for answer messages[{k}], a conversation the training "
                    f"side accepts: the served model would fail on a shape it was trained on ({exc.reason})",
-                   case.conv, message=k)
+                   case.conv, message=k, cause="deploy-rejects", where=exc.reason.split(":", 1)[0])

@@ -37,7 +37,8 @@ def bos(case: Case) -> Failure | None:
     if problem is None:
         return None
     return Failure("bos", "error", problem, case.conv,
-                   case.diff(train.ids[:train.answers[0].start], prompt, first), first)
+                   case.diff(train.ids[:train.answers[0].start], prompt, first), first, cause="bos",
+                   where="start", tokens={"leading_bos": {"train": n_train, "deploy": n_deploy}})
 
 
 CHECKS = (Check("bos", bos, "exactly one BOS where the model expects it, on both sides"),)

@@ -1,54 +1,184 @@
-"""``prompt-prefix`` and ``system``: does the served prompt equal what training put before each answer?"""
+"""``prompt-prefix`` and ``system``: does the served prompt equal what training put before each answer?
+
+The rule, on ids. With P the served prompt for answer k (``messages[:k]`` + generation prompt), T the training ids
+and a the index of answer k's first trained (loss-carrying) id, the property holds iff ``P == T[:len(P)]`` and
+``a <= len(P) < end`` (end: where answer k's trained ids stop). A served prompt that pre-fills ids training taught
+the model to produce (a role's trailing newline inside ``{% generation %}``) is consistent; one that stops short of
+a makes the model emit text training never put loss on (cause ``loss-region``); any differing id is a mismatch,
+whose cause is read off where the two texts part (see ``locate_cause``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from harness.checks.base import Case, Check, Failure, deploy_rejected
 from harness.conversation import Conversation, Message
 from harness.errors import RenderRejected
 
-
-def _explain(case: Case, k: int, straddles: bool, same_text: bool, rewritten: bool = False) -> str:
-    if rewritten:
-        return (f"training renders the whole conversation, and there the text before answer messages[{k}] differs "
-                f"from the template's own prompt for messages[:{k}] (later turns rewrite the history — reasoning "
-                "stripped, system moved — or the template drops or changes messages once answered): the model was "
-                "trained on one prefix and is served another")
-    if straddles and same_text:
-        return (f"boundary merge: answer messages[{k}] starts with text that merges with the generation prompt's "
-                "last token when training tokenises the whole string, so training saw an id serving never produces "
-                "(data-dependent; slot-wise trainers such as LLaMA-Factory do not have it)")
-    if same_text:
-        return (f"both sides render the same text before answer messages[{k}] but tokenise it differently "
-                "(segment-wise vs whole-string encoding, or special tokens added by one side)")
-    return (f"the deploy prompt for answer messages[{k}] differs from what training put before that answer; "
-            "the served model sees a prompt it was not trained on")
+if TYPE_CHECKING:
+    from harness.renderers.base import Answer, Encoded
 
 
-def compare_prompt(case: Case, check: str, ans) -> Failure | None:
-    """Deploy prompt for answer ``ans`` vs the training ids before it (a boundary merge is a warning)."""
+def prompt_holds(prompt: tuple[int, ...], train: tuple[int, ...], ans: "Answer") -> bool:
+    """``P == T[:len(P)]`` and ``a <= len(P) < end``: the served prompt is a prefix of the training ids that
+    reaches the answer's first trained id and leaves some of the answer to generate."""
+    n = len(prompt)
+    if n < ans.start or (ans.end > ans.start and n >= ans.end):
+        return False
+    return train[:n] == prompt
+
+
+def compare_prompt(case: Case, check: str, ans: "Answer") -> Failure | None:
+    """Deploy prompt for answer ``ans`` vs the training ids (the rule above); a boundary merge is a warning."""
     train = case.train
+    k = ans.message
     try:
-        prompt = case.prompt(ans.message)
+        prompt = case.prompt(k)
     except RenderRejected as exc:
-        return deploy_rejected(case, check, ans.message, exc)
-    expected = train.ids[:ans.start]
-    if prompt.ids == expected:
+        return deploy_rejected(case, check, k, exc)
+    if prompt_holds(prompt.ids, train.ids, ans):
         return None
-    same_text = prompt.text is not None and train.text is not None and prompt.text == train.text[:ans.char_start]
-    straddle = ans.straddles and same_text
-    if same_text and not straddle and _plain_holds(case, ans.message):
-        return Failure(check, "warning",
-                       f"both sides render the same text before answer messages[{ans.message}] but tokenise it "
-                       "differently, and only for this data (the same shape with plain text agrees): a trainer that "
-                       "encodes pieces separately saw ids a whole-string server never produces (e.g. an earlier "
-                       "answer starting with whitespace merges with the header before it when it comes back as "
-                       "history)", case.conv, case.diff(expected, prompt, ans.message), ans.message)
-    return Failure(check, "warning" if straddle else "error",
-                   _explain(case, ans.message, ans.straddles, same_text, ans.rewritten),
-                   case.conv, case.diff(train.ids[:ans.start + 1] if straddle else expected, prompt, ans.message),
-                   ans.message)
+    n = len(prompt.ids)
+    if train.ids[:n] == prompt.ids:
+        return _loss_region(case, check, ans, prompt)
+    expected = train.ids[:max(n, ans.start)]
+    same_text = prompt.text is not None and train.text is not None and train.text.startswith(prompt.text)
+    if same_text:
+        if _straddles(train, prompt, ans):
+            return Failure(check, "warning",
+                           f"boundary merge: answer messages[{k}] starts with text that merges with the generation "
+                           "prompt's last token when training tokenises the whole string, so training saw an id "
+                           "serving never produces (data-dependent; slot-wise trainers such as LLaMA-Factory do not "
+                           "have it)", case.conv, case.diff(train.ids[:n], prompt, k), k,
+                           cause="boundary-merge", where="assistant (answer start)")
+        diff = case.diff(expected, prompt, k)
+        if _plain_holds(case, k):
+            return Failure(check, "warning",
+                           f"both sides render the same text before answer messages[{k}] but tokenise it "
+                           "differently, and only for this data (the same shape with plain text agrees): a trainer "
+                           "that encodes pieces separately saw ids a whole-string server never produces (e.g. an "
+                           "earlier answer starting with whitespace merges with the header before it when it comes "
+                           "back as history)", case.conv, diff, k, cause="boundary-merge", where="history")
+        bos = case.pair.tokenizer.bos_id
+        cause = "bos" if bos is not None and bos in _pair(diff) else "tokenisation"
+        return Failure(check, "error",
+                       f"both sides render the same text before answer messages[{k}] but tokenise it differently "
+                       "(segment-wise vs whole-string encoding, or special tokens added by one side)",
+                       case.conv, diff, k, cause=cause, where="whole prompt")
+    cause, where = locate_cause(case, ans, prompt)
+    return Failure(check, "error", _explain(k, cause, where, ans.rewritten), case.conv,
+                   case.diff(expected, prompt, k), k, cause=cause, where=where)
+
+
+def _pair(diff) -> tuple:
+    i = diff.index
+    return (diff.train[i] if i is not None and i < len(diff.train) else None,
+            diff.deploy[i] if i is not None and i < len(diff.deploy) else None)
+
+
+def _straddles(train: "Encoded", prompt: "Encoded", ans: "Answer") -> bool:
+    """The first differing training id spans the end of the served prompt's text (texts agree)."""
+    n = min(len(prompt.ids), len(train.ids))
+    i = next((j for j in range(n) if prompt.ids[j] != train.ids[j]), n)
+    if train.offsets is None or i >= len(train.offsets) or prompt.text is None:
+        return ans.straddles
+    start, end = train.offsets[i]
+    return start < len(prompt.text) < end
+
+
+def _loss_region(case: Case, check: str, ans: "Answer", prompt: "Encoded") -> Failure:
+    train, k, n = case.train, ans.message, len(prompt.ids)
+    if n < ans.start:
+        gap = train.ids[n:ans.start]
+        text = "".join(case.pair.tokenizer.piece(i) for i in gap)
+        explanation = (f"the served prompt for answer messages[{k}] is a prefix of the training ids but ends "
+                       f"{len(gap)} id(s) before the first trained id: the model must emit {text!r} itself, and "
+                       "training never put loss on it (the trained region starts after the served generation "
+                       "prompt ends: move the text into the generation prompt, or into the trained region)")
+    else:
+        explanation = (f"the served prompt for answer messages[{k}] already holds the whole trained answer "
+                       f"({n} ids, the answer ends at {ans.end}): serving asks the model to continue after it")
+    return Failure(check, "error", explanation, case.conv, case.diff(train.ids[:max(n, ans.start)], prompt, k), k,
+                   cause="loss-region", where="assistant (answer start)")
+
+
+def _first_difference(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    lo, hi = 0, n
+    while lo < hi:  # binary search on equal prefixes: long prompts, one comparison per step
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def locate_cause(case: Case, ans: "Answer", prompt: "Encoded") -> tuple[str, str]:
+    """(cause id, where) for a served prompt whose text differs from the training text before answer ``ans``.
+
+    Rules, in order, at the first char c where the two texts part: c past the deploy rendering of ``messages[:k]``
+    without generation prompt → ``generation-prompt``; a message part (reasoning, system text, tool call or result)
+    present after c on one side and not the other → ``history-reasoning-stripped``, ``history-system-moved``,
+    ``tools-rendered``; c inside the rendering of message r: system → ``empty-system`` / ``system-text``, no system
+    message and r == 0 → ``default-system`` (``bos`` when the BOS text is what differs), tool turn or call →
+    ``tools-rendered``; a rewritten history → ``history-messages-dropped``; else ``template-text``."""
+    conv, k = case.conv, ans.message
+    p_text = prompt.text or ""
+    t_text = (case.train.text or "")[:max(ans.char_start, len(p_text))]
+    c = _first_difference(p_text, t_text)
+    deploy = case.pair.deploy
+    try:
+        base = deploy.render_text(conv.prefix(k), add_generation_prompt=False)
+    except RenderRejected:
+        base = None
+    m = conv.messages[k]
+    if ans.end <= ans.start:
+        return "history-messages-dropped", "assistant (training renders nothing of this answer)"
+    if base is not None and p_text.startswith(base) and c >= len(base):
+        return "generation-prompt", "generation prompt"
+    bos = case.pair.tokenizer.bos_token
+    if bos and c == 0 and (p_text.startswith(bos) != t_text.startswith(bos)):
+        return "bos", "start"
+    p_rest, t_rest = p_text[c:], t_text[c:]
+    for i, m in enumerate(conv.messages[:k]):
+        for part, value, cause in (("reasoning", m.reasoning, "history-reasoning-stripped"),
+                                   ("content", m.content if m.role == "system" else "", "history-system-moved"),
+                                   *(("tool_calls", call.name, "tools-rendered") for call in m.tool_calls),
+                                   ("content", m.content if m.role == "tool" else "", "tools-rendered")):
+            if value and len(value.strip()) >= 3 and (value.strip() in p_rest) != (value.strip() in t_rest):
+                return cause, f"{m.role}.{part}"
+    bounds = case.bounds(deploy, k)
+    r = next((i for i, end in enumerate(bounds) if c < end), None)
+    if r is None:
+        return ("history-messages-dropped", "history") if ans.rewritten else ("template-text", "after the messages")
+    m = conv.messages[r]
+    if ans.rewritten and m.role == "user" and conv.system is not None:
+        return "history-system-moved", "user (system text placed here)"
+    if m.role == "system":
+        return ("empty-system" if not m.content else "system-text"), "system"
+    if r == 0 and conv.system is None:
+        if conv.tools and any(t.name in p_rest[:2000] or t.name in t_rest[:2000] for t in conv.tools):
+            return "tools-rendered", "tools"
+        return "default-system", "system (none given)"
+    if m.role == "tool" or m.tool_calls:
+        return "tools-rendered", m.role + (".tool_calls" if m.tool_calls else "")
+    if ans.rewritten:
+        return "history-messages-dropped", m.role
+    return "template-text", m.role
+
+
+def _explain(k: int, cause: str, where: str, rewritten: bool) -> str:
+    from harness.causes import cause_summary
+
+    head = (f"the deploy prompt for answer messages[{k}] differs from what training put before that answer "
+            f"(at {where}): {cause_summary(cause)}")
+    if rewritten:
+        head += (f"; training renders the whole conversation, and there the text before answer messages[{k}] "
+                 f"differs from the template's own prompt for messages[:{k}] (later turns rewrite the history)")
+    return head + ". The served model sees a prompt it was not trained on"
 
 
 def _plain_holds(case: Case, k: int) -> bool:
@@ -57,14 +187,13 @@ def _plain_holds(case: Case, k: int) -> bool:
 
     plain = case.pair.case(plain_variant(case.conv))
     try:
-        ans = plain.train.answer(k)
-        return plain.prompt(k).ids == plain.train.ids[:ans.start]
+        return prompt_holds(plain.prompt(k).ids, plain.train.ids, plain.train.answer(k))
     except (RenderRejected, KeyError):
         return False
 
 
 def prompt_prefix(case: Case) -> Failure | None:
-    """For every answer k: deploy ids for messages[:k] + generation prompt == training ids before answer k."""
+    """For every answer k: the served prompt P is a prefix of the training ids T reaching the first trained id."""
     for ans in case.train.answers:
         failure = compare_prompt(case, "prompt-prefix", ans)
         if failure is not None:
@@ -73,6 +202,10 @@ def prompt_prefix(case: Case) -> Failure | None:
 
 
 SYSTEM_TEXT = "You are a careful assistant."
+
+#: (label, system text, cause when only this variant's prompt differs)
+_VARIANTS = (("no system message", None, "default-system"), ("an empty system message", "", "empty-system"),
+             ("a per-sample system message", SYSTEM_TEXT, "system-text"))
 
 
 def _with_system(conv: Conversation, system: str | None) -> Conversation:
@@ -83,9 +216,11 @@ def _with_system(conv: Conversation, system: str | None) -> Conversation:
 
 
 def system(case: Case) -> Failure | None:
-    """No system, an empty system and a per-sample system give the same first prompt on both sides.
+    """No system, an empty system and a per-sample system: the first prompt agrees on both sides.
 
-    Structural: run once per conversation shape, on plain texts (data-dependent drift is prompt-prefix's)."""
+    Fails only when the divergence depends on the system variant — an error in one variant and not another, or
+    a different first differing id pair; a divergence all three share is prompt-prefix's to report.
+    Structural: run once per conversation shape, on plain texts."""
     if not case.conv.assistant_indices:
         return None
     first = case.conv.assistant_indices[0]
@@ -93,18 +228,37 @@ def system(case: Case) -> Failure | None:
 
 
 def _system_variants(case: Case) -> Failure | None:
-    for label, text in (("no system message", None), ("an empty system message", ""),
-                        ("a per-sample system message", SYSTEM_TEXT)):
+    found: list[tuple[str, str, Failure | None]] = []
+    for label, text, cause in _VARIANTS:
         variant = case.pair.case(_with_system(case.conv, text))
         failure = compare_prompt(variant, "system", variant.train.answers[0])
-        if failure is not None and failure.severity == "error":  # boundary merges are prompt-prefix's to report
-            return replace(failure, explanation=f"with {label} the first prompt differs between training and "
-                           "serving (a default system prompt injected on one side only, or an empty system handled "
-                           "differently): " + failure.explanation)
-    return None
+        found.append((label, cause, failure if failure is not None and failure.severity == "error" else None))
+    (_, _, none), (_, _, empty), (_, _, given) = found
+    if none is None and empty is None and given is None:
+        return None
+    if all(f is not None for f in (none, empty, given)) and none.pair == empty.pair == given.pair:
+        return None  # the same divergence whatever the system: prompt-prefix's to report
+    if given is not None and none is None:  # a system message, empty or not, is what breaks it
+        label, cause, failure = found[2]
+        if failure.cause.startswith("history-system") or failure.cause in _KEEP:
+            cause = failure.cause
+    elif empty is not None and none is None:
+        label, cause, failure = found[1]
+    else:
+        label, cause, failure = next(v for v in found if v[2] is not None)
+        if failure.cause in _KEEP:
+            cause = failure.cause
+    return replace(failure, cause=cause, where="system",
+                   explanation=f"with {label} the first prompt differs between training and serving, and not with "
+                   f"every system variant: {failure.explanation}")
+
+
+#: causes a system variant keeps as they are (the system variant is not what they are about)
+_KEEP = ("tools-rendered", "bos", "deploy-rejects", "loss-region", "tokenisation", "generation-prompt")
 
 
 CHECKS = (
-    Check("prompt-prefix", prompt_prefix, "deploy prompt for messages[:k] == training ids before answer k"),
-    Check("system", system, "no / empty / per-sample system behave the same on both sides"),
+    Check("prompt-prefix", prompt_prefix, "the served prompt is a prefix of the training ids reaching answer k's "
+          "first trained id"),
+    Check("system", system, "no / empty / per-sample system: the divergence does not depend on the system"),
 )

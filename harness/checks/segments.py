@@ -14,7 +14,7 @@ def segments(case: Case) -> Failure | None:
     if plain is None:  # the same shape with plain texts encodes the same: the data made the merge
         from dataclasses import replace
 
-        return replace(failure, severity="warning", explanation=failure.explanation + " (data-dependent: this "
+        return replace(failure, severity="warning", cause="boundary-merge", explanation=failure.explanation + " (data-dependent: this "
                        "conversation's text merges across a border; the same shape with plain text does not)")
     return failure
 
@@ -37,7 +37,7 @@ def _segments(case: Case) -> Failure | None:
                    f"encoding the {len(train.segments)} training segments one by one differs from tokenising the "
                    f"whole text near char {border} (a segment border): tokens merge across the border when the "
                    "whole string is tokenised, so the model is served ids it never saw in training",
-                   case.conv, diff)
+                   case.conv, diff, cause="segment-merge", where="segment border")
 
 
 def _nearest_border(segments: tuple[str, ...], char: int) -> int:

@@ -5,13 +5,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from harness.runner import CheckResult, TargetResult
+from harness.causes import cause_summary
+from harness.checks.base import Failure
+from harness.runner import CheckResult, DivergenceClass, TargetResult
 
 
-def _check(result: CheckResult) -> dict[str, Any]:
-    f = result.failure
+def _failure(f: Failure | None) -> dict[str, Any]:
+    if f is None:
+        return {}
+    out: dict[str, Any] = {"severity": f.severity, "explanation": f.explanation,
+                           "counterexample": f.conversation.to_openai(), "message_index": f.message}
+    if f.diff is not None and f.diff.index is not None:
+        out["first_divergence"] = f.diff.to_json()
+        out["diff_text"] = f.diff.render()
+    if f.tokens:
+        out["tokens"] = f.tokens
+    return out
+
+
+def _class(c: DivergenceClass, piece: Callable[[int], str] | None) -> dict[str, Any]:
+    ids = {side: (None if i is None else {"id": i, "piece": piece(i) if piece else None})
+           for side, i in zip(("train", "deploy"), c.pair)}
+    out = {"cause": c.cause, "cause_summary": cause_summary(c.cause), "severity": c.severity, "where": c.where,
+           "count": c.count, "first_pair": ids, "shrunk": c.failure is not None}
+    out.update(_failure(c.failure or c.example))
+    return out
+
+
+def _check(result: CheckResult, piece: Callable[[int], str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": result.name,
         "verdict": result.verdict,
@@ -22,27 +45,25 @@ def _check(result: CheckResult) -> dict[str, Any]:
         "counterexample": None,
         "first_divergence": None,
         "explanation": result.note or None,
+        "cause": None,
+        "classes": [_class(c, piece) for c in result.classes],
     }
-    if f is not None:
-        out.update(severity=f.severity, explanation=f.explanation, counterexample=f.conversation.to_openai(),
-                   message_index=f.message)
-        if f.diff is not None and f.diff.index is not None:
-            out["first_divergence"] = f.diff.to_json()
-            out["diff_text"] = f.diff.render()
-        if f.tokens:
-            out["tokens"] = f.tokens
+    if result.classes:  # the leading class, at the top level too (the report contract)
+        lead = result.classes[0]
+        out.update(_failure(lead.failure or lead.example), cause=lead.cause)
     return out
 
 
-def _target(t: TargetResult) -> dict[str, Any]:
+def _target(t: TargetResult, piece: Callable[[int], str] | None) -> dict[str, Any]:
     return {"train": t.train, "deploy": t.deploy, "verdict": t.verdict, "examples": t.examples,
-            "error": t.error or None, "renderers": t.describe, "checks": [_check(c) for c in t.checks]}
+            "error": t.error or None, "renderers": t.describe, "checks": [_check(c, piece) for c in t.checks]}
 
 
 def build_report(targets: Sequence[TargetResult], *, version: str, seed: int, examples: int,
-                 model: dict[str, Any]) -> dict[str, Any]:
+                 model: dict[str, Any], piece: Callable[[int], str] | None = None) -> dict[str, Any]:
+    """The report dict; ``piece`` (the tokenizer's id → text) names the ids of each class's first pair."""
     return {"harness": {"version": version, "seed": seed, "examples": examples}, "model": model,
-            "targets": [_target(t) for t in targets]}
+            "targets": [_target(t, piece) for t in targets]}
 
 
 def write_json(report: dict[str, Any], path: Path) -> Path:

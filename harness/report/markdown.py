@@ -9,32 +9,60 @@ from typing import Any
 _MARK = {"pass": "✅ pass", "fail": "❌ fail", "warn": "⚠️ warn", "skipped": "– skipped"}
 
 
+def _cell(c: dict[str, Any]) -> str:
+    mark = _MARK.get(c["verdict"], c["verdict"])
+    if c["verdict"] in ("fail", "warn"):
+        return f"{mark} {c['errors'] or c['warnings']}/{c['examples_run']}"
+    if c["verdict"] == "pass":
+        return f"{mark} {c['examples_run']}"
+    return mark
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     h, model = report["harness"], report["model"]
     lines = [f"# Template consistency report — {model.get('name', '?')}", "",
-             f"harness {h['version']}, seed {h['seed']}, {h['examples']} conversations per target.", "",
+             f"harness {h['version']}, seed {h['seed']}, {h['examples']} conversations per target. Cells: "
+             "failing/checked conversations (pass: checked).", "",
              "| train | deploy | verdict | " + " | ".join(c["name"] for c in _first_checks(report)) + " |",
              "|---|---|---|" + "---|" * len(_first_checks(report))]
     for t in report["targets"]:
-        cells = [_MARK.get(c["verdict"], c["verdict"]) + (f" ({c['errors'] or c['warnings']})"
-                 if c["verdict"] in ("fail", "warn") else "") for c in t["checks"]]
+        cells = [_cell(c) for c in t["checks"]]
         lines.append(f"| `{t['train']}` | `{t['deploy']}` | **{t['verdict']}** | " + " | ".join(cells) + " |")
     for t in report["targets"]:
         if t.get("error"):
             lines += ["", f"## `{t['train']}` vs `{t['deploy']}`: error", "", t["error"]]
+        skipped = [c for c in t["checks"] if c["verdict"] == "skipped"]
+        if skipped:
+            lines += ["", f"Skipped for `{t['train']}` vs `{t['deploy']}`: "
+                      + "; ".join(f"{c['name']} ({c['explanation']})" for c in skipped) + "."]
         for c in t["checks"]:
             if c["verdict"] not in ("fail", "warn"):
                 continue
+            classes = c.get("classes") or []
             lines += ["", f"## {c['name']}: {c['verdict']} — `{t['train']}` vs `{t['deploy']}`", "",
-                      f"{c['errors']} errors and {c['warnings']} warnings in {c['examples_run']} conversations.", "",
-                      f"**Why:** {c['explanation']}", ""]
-            if c.get("diff_text"):
-                lines += ["```text", c["diff_text"], "```", ""]
-            if c.get("tokens"):
-                lines += ["Tokens: `" + json.dumps(c["tokens"], ensure_ascii=False) + "`", ""]
-            lines += ["Minimal counterexample:", "", "```json",
-                      json.dumps(c["counterexample"], indent=2, ensure_ascii=False), "```"]
+                      f"{c['errors']} errors and {c['warnings']} warnings in {c['examples_run']} conversations, "
+                      f"{len(classes)} divergence class(es):", ""]
+            lines += [f"| # | severity | cause | where | first ids (train → deploy) | conversations |",
+                      "|---|---|---|---|---|---|"]
+            for i, k in enumerate(classes, 1):
+                lines.append(f"| {i} | {k['severity']} | `{k['cause']}` | {k['where']} | {_ids(k)} | {k['count']} |")
+            for i, k in enumerate(classes, 1):
+                lines += ["", f"### {i}. {k['severity']}: `{k['cause']}` at {k['where']} ({k['count']} conversations)",
+                          "", f"**Cause:** {k['cause_summary']}.", "", f"**Why:** {k['explanation']}", ""]
+                if k.get("diff_text"):
+                    lines += ["```text", k["diff_text"], "```", ""]
+                if k.get("tokens"):
+                    lines += ["Tokens: `" + json.dumps(k["tokens"], ensure_ascii=False) + "`", ""]
+                label = "Minimal counterexample:" if k.get("shrunk") else "Counterexample (as found, not shrunk):"
+                lines += [label, "", "```json", json.dumps(k["counterexample"], indent=2, ensure_ascii=False), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _ids(k: dict[str, Any]) -> str:
+    def one(t: dict[str, Any] | None) -> str:
+        return "end" if t is None else f"{t['id']} {json.dumps(t['piece'], ensure_ascii=False)}"
+    pair = k.get("first_pair") or {}
+    return ("`" + one(pair.get("train")) + " → " + one(pair.get("deploy")) + "`").replace("|", "\\|")
 
 
 def _first_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
