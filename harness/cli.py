@@ -159,6 +159,7 @@ def _print_summary(out: Console, results, *, quiet: bool) -> None:
     if not results:
         return
     from harness.causes import cause_summary
+    from harness.runner import MAX_SHRUNK_CLASSES
 
     names = [c.name for c in results[0].checks] if results else []
     table = Table(title="template-harness verdicts (failing/checked conversations)")
@@ -189,8 +190,11 @@ def _print_summary(out: Console, results, *, quiet: bool) -> None:
                 out.print(f.explanation, markup=False)
                 if f.diff is not None and f.diff.index is not None:
                     out.print(f.diff.render(), markup=False)
-                label = "minimal counterexample" if k.failure is not None else "counterexample (not shrunk)"
-                out.print(f"{label}: " + f.conversation.to_json(), markup=False)
+                if k.failure is not None:
+                    out.print("minimal counterexample: " + f.conversation.to_json(), markup=False)
+                else:
+                    out.print(f"(beyond the {MAX_SHRUNK_CLASSES} largest classes: not shrunk; the counterexample "
+                              "as found is in the JSON report)", markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -80,24 +80,28 @@ class _Tally:
     skipped: str = ""
 
     def add(self, failure: Failure, control: frozenset[int]) -> None:
-        """Count ``failure`` in its class. Ids that are not control tokens count as one kind, ``text``: which
-        word of the data diverges first does not make a new class."""
+        """Count ``failure`` in its class, and in the class of each later divergence it carries (``also``)."""
         if failure.severity == "error":
             self.errors += 1
         else:
             self.warnings += 1
-        key = class_key(failure, control)
-        entry = self.classes.get(key)
-        if entry is None:
-            self.classes[key] = [1, failure]
-        else:
-            entry[0] += 1
+        for key in class_keys(failure, control):
+            entry = self.classes.get(key)
+            if entry is None:
+                self.classes[key] = [1, failure.as_class(key[1], key[2])]
+            else:
+                entry[0] += 1
 
 
-def class_key(failure: Failure, control: frozenset[int]) -> tuple:
-    """``failure.key`` with ids that are not control tokens counted as one kind, ``text``."""
-    severity, cause, where, pair = failure.key
-    return (severity, cause, where, tuple(i if i is None or i in control else "text" for i in pair))
+def class_keys(failure: Failure, control: frozenset[int]) -> list[tuple]:
+    """The divergence classes ``failure`` belongs to: ``failure.keys()`` with ids that are not control tokens
+    counted as one kind, ``text`` (which word of the data diverges first does not make a new class)."""
+    out = []
+    for severity, cause, where, pair in failure.keys():
+        key = (severity, cause, where, tuple(i if i is None or i in control else "text" for i in pair))
+        if key not in out:
+            out.append(key)
+    return out
 
 
 def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Sequence[str] | None = None,
@@ -164,38 +168,46 @@ def _skip_reason(t: _Tally, n: int) -> str:
 def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int) -> CheckResult:
     if t.run == 0:
         return CheckResult(t.check.name, "skipped", 0, rejected_train=t.rejected, note=_skip_reason(t, n))
+    for key in [k for k in t.classes if k[3] == (None, None)]:  # a later divergence joins a class of its kind
+        home = max((k for k in t.classes if k[:3] == key[:3] and k[3] != (None, None)),
+                   key=lambda k: t.classes[k][0], default=None)
+        if home is not None:
+            t.classes[home][0] += t.classes.pop(key)[0]
     order = {key: i for i, key in enumerate(t.classes)}
     ranked = sorted(t.classes.items(), key=lambda kv: (kv[0][0] != "error", -kv[1][0], order[kv[0]]))
     classes = []
     for rank, (key, (count, first)) in enumerate(ranked):
-        shrunk = minimal(pair, t.check, first, shrink_failures) if rank < MAX_SHRUNK_CLASSES else None
-        severity, cause, where, _ = key
-        classes.append(DivergenceClass(cause, severity, where, first.pair, count, shrunk, first))
+        shrunk = minimal(pair, t.check, first, shrink_failures, key) if rank < MAX_SHRUNK_CLASSES else None
+        severity, cause, where, ids = key
+        shown = first.pair if ids != (None, None) else ids
+        classes.append(DivergenceClass(cause, severity, where, shown, count, shrunk, first))
     verdict: Verdict = "fail" if t.errors else "warn" if t.warnings else "pass"
     return CheckResult(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, tuple(classes))
 
 
-def minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool = True) -> Failure:
+def minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool = True, key: tuple | None = None) -> Failure:
     """Shrink ``failure.conversation`` while ``check`` still fails with the same severity; re-run the check
     on the result with ``pair.detailed`` on, so its TokenDiff names every message."""
     pair.detailed = True
     try:
-        return _minimal(pair, check, failure, shrinking)
+        return _minimal(pair, check, failure, shrinking, key)
     finally:
         pair.detailed = False
 
 
-def _minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool) -> Failure:
+def _minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool, key: tuple | None) -> Failure:
 
     def fails(conv: Conversation) -> Failure | None:
         try:
             got = check.run(pair.case(conv))
         except (Skip, RenderRejected, ConversationError):
             return None
-        return got if got is not None and class_key(got, control) == want else None
+        if got is None or want not in class_keys(got, control):
+            return None
+        return got.as_class(want[1], want[2])
 
     control = frozenset(pair.tokenizer.added_tokens.values())
-    want = class_key(failure, control)
+    want = key or class_keys(failure, control)[0]
 
     start = failure.conversation
     found = fails(start)

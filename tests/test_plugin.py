@@ -90,13 +90,13 @@ def test_gate_on_identical_templates_passes_one_item_per_check(pytester: pytest.
 
 
 @pytest.mark.real_tokenizer
-def test_gate_on_planted_newline_fails_prompt_prefix_and_system(pytester: pytest.Pytester) -> None:
+def test_gate_on_planted_newline_fails_prompt_prefix_only(pytester: pytest.Pytester) -> None:
     gate_file(pytester, train="jinja:" + PLANTED, extra=", examples=60")
     result = pytester.runpytest("-v")
-    # The planted extra "\n" after each user turn breaks the prompt for every answer, including the first
-    # one of the no-system variant the system check builds: exactly those two items fail.
-    result.assert_outcomes(passed=3, skipped=2, failed=2)
-    assert by_check(result) == {"prompt-prefix": "FAILED", "system": "FAILED", "answer-stop": "PASSED",
+    # The planted extra "\n" after each user turn breaks the prompt for every answer. Every system variant
+    # shares that divergence, so it is prompt-prefix's alone: the system check does not blame the system.
+    result.assert_outcomes(passed=4, skipped=2, failed=1)
+    assert by_check(result) == {"prompt-prefix": "FAILED", "system": "PASSED", "answer-stop": "PASSED",
                                 "bos": "SKIPPED", "special-tokens": "PASSED", "segments": "SKIPPED", "stop-words": "PASSED"}
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from harness.diff import TokenDiff
@@ -35,6 +35,8 @@ class Failure:
     #: where the sides part, by role, not index (``system``, ``tool``, ``assistant.reasoning``,
     #: ``generation prompt``…), so failures of many conversations fall into one class
     where: str = ""
+    #: further (cause, where) divergences later in the same prompt: each counts as a class of its own
+    also: tuple[tuple[str, str], ...] = ()
 
     @property
     def pair(self) -> tuple[int | None, int | None]:
@@ -51,6 +53,20 @@ class Failure:
         only the deploy id: which merged id training saw depends on the data)."""
         pair = self.pair
         return (self.severity, self.cause, self.where, (None, pair[1]) if self.cause == "boundary-merge" else pair)
+
+    def keys(self) -> list[tuple]:
+        """``key`` and one key per later divergence (``also``; no id pair: the diff leads with the first)."""
+        return [self.key, *((self.severity, cause, where, (None, None)) for cause, where in self.also)]
+
+    def as_class(self, cause: str, where: str) -> "Failure":
+        """This failure presented for one of its later divergences."""
+        if (cause, where) == (self.cause, self.where):
+            return self
+        from harness.causes import cause_summary
+
+        return replace(self, cause=cause, where=where, also=(),
+                       explanation=f"{cause_summary(cause)} (at {where}), after an earlier divergence in the same "
+                       f"prompt: {self.explanation}")
 
 
 class Skip(Exception):

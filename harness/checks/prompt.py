@@ -68,8 +68,10 @@ def compare_prompt(case: Case, check: str, ans: "Answer") -> Failure | None:
                        "(segment-wise vs whole-string encoding, or special tokens added by one side)",
                        case.conv, diff, k, cause=cause, where="whole prompt")
     cause, where = locate_cause(case, ans, prompt)
-    return Failure(check, "error", _explain(k, cause, where, ans.rewritten), case.conv,
-                   case.diff(expected, prompt, k), k, cause=cause, where=where)
+    diff = case.diff(expected, prompt, k)
+    also = later_causes(case, ans, diff, (cause, where)) if len(diff.opcodes) > 1 else ()
+    return Failure(check, "error", _explain(k, cause, where, ans.rewritten), case.conv, diff, k, cause=cause,
+                   where=where, also=also)
 
 
 def _pair(diff) -> tuple:
@@ -119,55 +121,99 @@ def _first_difference(a: str, b: str) -> int:
 def locate_cause(case: Case, ans: "Answer", prompt: "Encoded") -> tuple[str, str]:
     """(cause id, where) for a served prompt whose text differs from the training text before answer ``ans``.
 
-    Rules, in order, at the first char c where the two texts part: c past the deploy rendering of ``messages[:k]``
-    without generation prompt → ``generation-prompt``; a message part (reasoning, system text, tool call or result)
-    present after c on one side and not the other → ``history-reasoning-stripped``, ``history-system-moved``,
-    ``tools-rendered``; c inside the rendering of message r: system → ``empty-system`` / ``system-text``, no system
-    message and r == 0 → ``default-system`` (``bos`` when the BOS text is what differs), tool turn or call →
-    ``tools-rendered``; a rewritten history → ``history-messages-dropped``; else ``template-text``."""
+    Rules, in order, at the first char c where the two texts part: the answer renders to nothing in training →
+    ``history-messages-dropped``; c past the deploy rendering of ``messages[:k]`` without generation prompt →
+    ``generation-prompt``; a message part (reasoning, system text, tool call or result) present after c on one side
+    and not the other → ``history-reasoning-stripped``, ``history-system-moved``, ``tools-rendered``; c inside the
+    rendering of message r: system → ``empty-system`` / ``system-text``, no system message and r == 0 →
+    ``default-system`` (``tools-rendered`` when tool definitions are what differs, ``bos`` when the BOS text is), tool
+    turn or call → ``tools-rendered``; a rewritten history → ``history-messages-dropped``; else ``template-text``."""
     conv, k = case.conv, ans.message
     p_text = prompt.text or ""
     t_text = (case.train.text or "")[:max(ans.char_start, len(p_text))]
     c = _first_difference(p_text, t_text)
-    deploy = case.pair.deploy
-    try:
-        base = deploy.render_text(conv.prefix(k), add_generation_prompt=False)
-    except RenderRejected:
-        base = None
-    m = conv.messages[k]
     if ans.end <= ans.start:
         return "history-messages-dropped", "assistant (training renders nothing of this answer)"
+    base = _base(case, k)
     if base is not None and p_text.startswith(base) and c >= len(base):
+        header = p_text[len(base):]
+        if header and t_text.find(header, c + 1) > c and conv.messages[k - 1:k]:  # training adds text before it
+            return "template-text", f"{conv.messages[k - 1].role} (end of turn)"
         return "generation-prompt", "generation prompt"
     bos = case.pair.tokenizer.bos_token
     if bos and c == 0 and (p_text.startswith(bos) != t_text.startswith(bos)):
         return "bos", "start"
     p_rest, t_rest = p_text[c:], t_text[c:]
-    for i, m in enumerate(conv.messages[:k]):
+    for m in conv.messages[:k]:
         for part, value, cause in (("reasoning", m.reasoning, "history-reasoning-stripped"),
                                    ("content", m.content if m.role == "system" else "", "history-system-moved"),
                                    *(("tool_calls", call.name, "tools-rendered") for call in m.tool_calls),
                                    ("content", m.content if m.role == "tool" else "", "tools-rendered")):
             if value and len(value.strip()) >= 3 and (value.strip() in p_rest) != (value.strip() in t_rest):
                 return cause, f"{m.role}.{part}"
-    bounds = case.bounds(deploy, k)
+    return _by_region(case, ans, c, p_rest[:2000], t_rest[:2000])
+
+
+def _base(case: Case, k: int) -> str | None:
+    """The deploy rendering of ``messages[:k]`` without the generation prompt."""
+    try:
+        return case.pair.deploy.render_text(case.conv.prefix(k), add_generation_prompt=False)
+    except RenderRejected:
+        return None
+
+
+def _by_region(case: Case, ans: "Answer", c: int, p_seg: str, t_seg: str) -> tuple[str, str]:
+    """The cause read off the message whose deploy rendering holds char ``c``, and the differing texts."""
+    conv, k = case.conv, ans.message
+    bounds = case.bounds(case.pair.deploy, k)
     r = next((i for i, end in enumerate(bounds) if c < end), None)
+    tools = bool(conv.tools) and any(t.name in p_seg or t.name in t_seg for t in conv.tools)
     if r is None:
         return ("history-messages-dropped", "history") if ans.rewritten else ("template-text", "after the messages")
     m = conv.messages[r]
     if ans.rewritten and m.role == "user" and conv.system is not None:
         return "history-system-moved", "user (system text placed here)"
     if m.role == "system":
+        if tools:
+            return "tools-rendered", "tools"
         return ("empty-system" if not m.content else "system-text"), "system"
     if r == 0 and conv.system is None:
-        if conv.tools and any(t.name in p_rest[:2000] or t.name in t_rest[:2000] for t in conv.tools):
-            return "tools-rendered", "tools"
-        return "default-system", "system (none given)"
+        return ("tools-rendered", "tools") if tools else ("default-system", "system (none given)")
     if m.role == "tool" or m.tool_calls:
         return "tools-rendered", m.role + (".tool_calls" if m.tool_calls else "")
+    if m.reasoning and (m.reasoning.strip() in p_seg) != (m.reasoning.strip() in t_seg):
+        return "history-reasoning-stripped", f"{m.role}.reasoning"
     if ans.rewritten:
         return "history-messages-dropped", m.role
     return "template-text", m.role
+
+
+def later_causes(case: Case, ans: "Answer", diff, first: tuple[str, str], limit: int = 5) -> tuple[tuple[str, str], ...]:
+    """Divergences after the first one in the same prompt (each differing run of ``diff``), so fixing the first
+    cause does not merely reveal the next: ``(cause, where)`` pairs other than ``first``."""
+    k = ans.message
+    prompt = case.prompt(k, detail=True)
+    train = case.train
+    if prompt.offsets is None or train.offsets is None or prompt.text is None or train.text is None:
+        return ()
+    base = _base(case, k)
+    out: list[tuple[str, str]] = []
+    for _, a, b, c, d in diff.opcodes[1:12]:
+        if c >= len(prompt.offsets) and a >= len(train.offsets):
+            continue
+        p_char = prompt.offsets[c][0] if c < len(prompt.offsets) else len(prompt.text)
+        p_end = prompt.offsets[d - 1][1] if 0 < d <= len(prompt.offsets) and d > c else p_char
+        t_char = train.offsets[a][0] if a < len(train.offsets) else len(train.text)
+        t_end = train.offsets[b - 1][1] if 0 < b <= len(train.offsets) and b > a else t_char
+        if base is not None and prompt.text.startswith(base) and p_char >= len(base):
+            got = ("generation-prompt", "generation prompt")
+        else:
+            got = _by_region(case, ans, p_char, prompt.text[p_char:p_end], train.text[t_char:t_end])
+        if got != first and got not in out:
+            out.append(got)
+        if len(out) >= limit:
+            break
+    return tuple(out)
 
 
 def _explain(k: int, cause: str, where: str, rewritten: bool) -> str:
@@ -193,12 +239,19 @@ def _plain_holds(case: Case, k: int) -> bool:
 
 
 def prompt_prefix(case: Case) -> Failure | None:
-    """For every answer k: the served prompt P is a prefix of the training ids T reaching the first trained id."""
-    for ans in case.train.answers:
-        failure = compare_prompt(case, "prompt-prefix", ans)
-        if failure is not None:
-            return failure
-    return None
+    """For every answer k: the served prompt P is a prefix of the training ids T reaching the first trained id.
+
+    The first error leads; the divergences of later answers (and later in the same prompt) ride along in ``also``."""
+    failures = [f for ans in case.train.answers if (f := compare_prompt(case, "prompt-prefix", ans)) is not None]
+    errors = [f for f in failures if f.severity == "error"]
+    if not errors:
+        return failures[0] if failures else None
+    lead, also = errors[0], []
+    for f in errors:  # every answer's divergences: fixing the first must not merely reveal the next
+        for found in ((f.cause, f.where), *f.also):
+            if found != (lead.cause, lead.where) and found not in also:
+                also.append(found)
+    return replace(lead, also=tuple(also[:8]))
 
 
 SYSTEM_TEXT = "You are a careful assistant."
