@@ -167,7 +167,7 @@ def _by_region(case: Case, ans: "Answer", c: int, p_seg: str, t_seg: str) -> tup
     conv, k = case.conv, ans.message
     bounds = case.bounds(case.pair.deploy, k)
     r = next((i for i, end in enumerate(bounds) if c < end), None)
-    tools = bool(conv.tools) and any(t.name in p_seg or t.name in t_seg for t in conv.tools)
+    tools = any(_mentions(p_seg, t.name) or _mentions(t_seg, t.name) for t in conv.tools)
     if r is None:
         return ("history-messages-dropped", "history") if ans.rewritten else ("template-text", "after the messages")
     m = conv.messages[r]
@@ -186,6 +186,13 @@ def _by_region(case: Case, ans: "Answer", c: int, p_seg: str, t_seg: str) -> tup
     if ans.rewritten:
         return "history-messages-dropped", m.role
     return "template-text", m.role
+
+
+def _mentions(text: str, name: str) -> bool:
+    """``name`` occurs in ``text`` as a whole word (tool names such as ``f`` are not letters of other words)."""
+    import re
+
+    return len(name) >= 2 and re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text) is not None
 
 
 def later_causes(case: Case, ans: "Answer", diff, first: tuple[str, str], limit: int = 5) -> tuple[tuple[str, str], ...]:
