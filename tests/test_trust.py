@@ -143,3 +143,11 @@ def test_reasoning_is_swept_by_default_when_a_template_reads_it(tmp_path):
     assert code == 1
     report = json.loads((tmp_path / "report.json").read_text())
     assert "history-reasoning-stripped" in {c["cause"] for c in report["targets"][0]["checks"][0]["classes"]}
+
+
+def test_readme_lists_every_cause():
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [c for c in CAUSES if f"| `{c}` |" not in readme]
+    assert not missing, f"README's cause table lacks {missing}"
