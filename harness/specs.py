@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from harness.errors import InputError, SpecError
-from harness.renderers._common import read_template_file
+from harness.named_templates import DEFAULT, Selection, select
+from harness.renderers._common import read_template_file, sha256_text
 from harness.sandbox import DEFAULT_TIMEOUT, ChatTemplate
 
 if TYPE_CHECKING:
@@ -59,44 +60,70 @@ def parse_spec(text: str) -> Spec:
     return Spec(kind.strip(), arg, options)
 
 
-def _template_for(arg: str, tokenizer: "Tokenizer", spec: str) -> tuple[str, str]:
-    """The template text and its origin for ``hf:``/``jinja:`` arguments: '.', ``zoo:NAME``, a model dir, a file."""
+def _template_for(arg: str, tokenizer: "Tokenizer", spec: str) -> tuple[dict[str, str], str, Path | None]:
+    """The named templates, their origin and the model dir they come from (None for a file) for ``hf:``/``jinja:``
+    arguments: '.', ``zoo:NAME``, a model dir (every named template), a file (one template, ``default``)."""
     if arg == ".":
-        if not tokenizer.chat_template:
+        if not tokenizer.chat_templates:
             raise InputError(f"spec={spec!r}: the model dir {str(tokenizer.model_dir)!r} has no chat template "
                              "(no chat_template.jinja and no chat_template in tokenizer_config.json); "
                              "pass one as hf:path/to/template.jinja")
-        return tokenizer.chat_template, f"{tokenizer.name}:chat_template"
+        return dict(tokenizer.chat_templates), f"{tokenizer.name}:chat_template", tokenizer.model_dir
     if arg.startswith("zoo:"):
         from harness.zoo import load_zoo_tokenizer
 
         other = load_zoo_tokenizer(arg[4:])
-        if not other.chat_template:
+        if not other.chat_templates:
             raise InputError(f"spec={spec!r}: zoo model {arg[4:]!r} ships no chat template; pick another model")
-        return other.chat_template, f"{other.name}:chat_template"
+        return dict(other.chat_templates), f"{other.name}:chat_template", other.model_dir
     path = Path(arg).expanduser()
     if path.is_dir():
-        from harness.tokenizers import read_chat_template
+        from harness.tokenizers import read_chat_templates
 
-        source = read_chat_template(path)
-        if not source:
+        named = read_chat_templates(path)
+        if not named:
             raise InputError(f"spec={spec!r}: directory {arg!r} has no chat template; pass a .jinja file instead")
-        return source, str(path)
-    return read_template_file(path, f"spec={spec!r} template"), str(path)
+        return named, str(path), path
+    return {DEFAULT: read_template_file(path, f"spec={spec!r} template")}, str(path), None
+
+
+def _selection(spec: Spec, named: dict[str, str], model_dir: Path | None) -> Selection:
+    """The templates requests with and without tools render (``template=NAME`` picks one for both)."""
+    explicit = spec.options.get("template")
+    if explicit is not None and (model_dir is None or isinstance(explicit, (bool, dict, list))):
+        why = (f"{spec.arg!r} is a single template file" if model_dir is None else f"{explicit!r} is not a name")
+        raise SpecError(f"spec={str(spec)!r}: template= names one of a model dir's chat templates and {why}; "
+                        "drop the option, or point the spec at the model dir (e.g. hf:.,template=tool_use)")
+    hint = ""
+    if model_dir is not None and (model_dir / "additional_chat_templates").is_dir() and DEFAULT not in named:
+        hint = (" (transformers ignores tokenizer_config.json's chat_template once additional_chat_templates/ "
+                "exists: save the default one as chat_template.jinja)")
+    return select(named, None if explicit is None else str(explicit), spec=str(spec),
+                  where=f"{str(model_dir)!r}", hint=hint)
 
 
 def _jinja_kwargs(spec: Spec) -> dict[str, Any]:
-    known = {"add_special_tokens", "timeout", "stop", "encode"}
+    known = {"add_special_tokens", "timeout", "stop", "encode", "template"}
     return {k: v for k, v in spec.options.items() if k not in known}
 
 
 def _build_jinja(spec: Spec, tokenizer: "Tokenizer", cls: type) -> "Renderer":
-    source, origin = _template_for(spec.arg, tokenizer, str(spec))
+    named, origin, model_dir = _template_for(spec.arg, tokenizer, str(spec))
+    choice = _selection(spec, named, model_dir)
     timeout = spec.options.get("timeout", DEFAULT_TIMEOUT)
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise SpecError(f"spec={str(spec)!r}: timeout={timeout!r} must be a positive number of seconds")
+
+    def compiled(name: str) -> ChatTemplate:
+        where = origin if name == DEFAULT else f"{origin}[{name}]"
+        return ChatTemplate(named[name], where, timeout=float(timeout))
+
+    plain = compiled(choice.plain)
     stops = spec.options.get("stop", ())
-    renderer = cls(spec=str(spec), tokenizer=tokenizer, template=ChatTemplate(source, origin, timeout=float(timeout)),
+    renderer = cls(spec=str(spec), tokenizer=tokenizer, template=plain,
+                   tool_template=None if choice.tools == choice.plain else compiled(choice.tools),
+                   named_templates={n: sha256_text(t) for n, t in sorted(named.items())} if model_dir else {},
+                   selection=choice if model_dir else None,
                    template_kwargs=_jinja_kwargs(spec), add_special_tokens=bool(spec.options.get("add_special_tokens")),
                    extra_stops=tuple(stops.split("|")) if isinstance(stops, str) else tuple(stops))
     return renderer

@@ -26,6 +26,7 @@ from harness.errors import TokenizerError
 
 __all__ = [
     "PROBES", "Tokenizer", "check_ids_agree", "clear_tokenizer_cache", "load_tokenizer", "read_chat_template",
+    "read_chat_templates",
 ]
 
 #: Texts on which AutoTokenizer ids must equal raw ``tokenizers`` ids (plus each model's special tokens).
@@ -77,7 +78,10 @@ class Tokenizer:
         self.raw = raw
         config = _read_json(model_dir / "tokenizer_config.json", required=False) or {}
         self.tokenizer_config: Mapping[str, Any] = MappingProxyType(config)
-        self.chat_template: str | None = _chat_template(model_dir, config)
+        #: Every named chat template, as transformers loads them (``default``, ``tool_use``, ``rag``…).
+        self.chat_templates: Mapping[str, str] = MappingProxyType(_chat_templates(model_dir, config))
+        #: The one named ``default`` (None when there is none): what a request without tools renders.
+        self.chat_template: str | None = self.chat_templates.get("default")
         self.bos_token: str | None = hf.bos_token
         self.bos_id: int | None = hf.bos_token_id if hf.bos_token is not None else None
         self.eos_token: str | None = hf.eos_token
@@ -391,7 +395,8 @@ def clear_tokenizer_cache() -> None:
 
 def _stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
     names = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json",
-             "generation_config.json", "special_tokens_map.json")
+             "generation_config.json", "special_tokens_map.json",
+             *sorted(f"{_EXTRA_TEMPLATES}/{p.name}" for p in (path / _EXTRA_TEMPLATES).glob("*.jinja")))
     out = []
     for n in names:
         try:
@@ -480,24 +485,63 @@ def _read_json(path: Path, *, required: bool) -> Any:
 
 
 def read_chat_template(model_dir: str | Path) -> str | None:
-    """A model dir's chat template without loading its tokenizer (None when it has none)."""
+    """A model dir's ``default`` chat template without loading its tokenizer (None when it has none)."""
+    return read_chat_templates(model_dir).get("default")
+
+
+def read_chat_templates(model_dir: str | Path) -> dict[str, str]:
+    """Every named chat template of a model dir without loading its tokenizer ({} when it has none)."""
     path = Path(model_dir)
-    return _chat_template(path, _read_json(path / "tokenizer_config.json", required=False) or {})
+    return _chat_templates(path, _read_json(path / "tokenizer_config.json", required=False) or {})
 
 
-def _chat_template(model_dir: Path, config: Mapping[str, Any]) -> str | None:
-    """chat_template.jinja, else tokenizer_config's, else chat_template.json (a list picks "default")."""
+#: transformers' ``CHAT_TEMPLATE_DIR``: one extra template per ``NAME.jinja`` file.
+_EXTRA_TEMPLATES = "additional_chat_templates"
+
+
+def _chat_templates(model_dir: Path, config: Mapping[str, Any]) -> dict[str, str]:
+    """Named templates as transformers 5 loads them (``PreTrainedTokenizerBase._from_pretrained``).
+
+    Template files win over the config: ``chat_template.jinja`` is ``default`` and each
+    ``additional_chat_templates/NAME.jinja`` is ``NAME``; when any file exists, tokenizer_config.json's
+    ``chat_template`` is ignored entirely (even with no chat_template.jinja). Otherwise tokenizer_config's
+    ``chat_template`` (else chat_template.json's): a string is ``default``, a list of ``{"name", "template"}``
+    is one template per entry (a repeated name: the last wins).
+    """
+    files: dict[str, str] = {}
     jinja = model_dir / "chat_template.jinja"
     if jinja.is_file():
-        return jinja.read_text(encoding="utf-8")
+        files["default"] = _read_text(jinja)
+    for extra in sorted((model_dir / _EXTRA_TEMPLATES).glob("*.jinja")):
+        if extra.is_file():
+            files[extra.name.removesuffix(".jinja")] = _read_text(extra)
+    if files:
+        return files
     template: Any = config.get("chat_template")
-    extra = model_dir / "chat_template.json"
-    if template is None and extra.is_file():
-        template = (_read_json(extra, required=False) or {}).get("chat_template")
-    if isinstance(template, list):
-        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
-        template = named.get("default")
-    return template if isinstance(template, str) else None
+    where = model_dir / "tokenizer_config.json"
+    extra_json = model_dir / "chat_template.json"
+    if template is None and extra_json.is_file():
+        template, where = (_read_json(extra_json, required=False) or {}).get("chat_template"), extra_json
+    if isinstance(template, str):
+        return {"default": template}
+    if not isinstance(template, list):
+        return {}
+    named: dict[str, str] = {}
+    for i, entry in enumerate(template):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        text = entry.get("template") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not isinstance(text, str):
+            raise TokenizerError(f"file='{where}' : chat_template[{i}] is {str(entry)[:80]!r}, not "
+                                 '{"name": "...", "template": "..."}; fix that entry of the chat_template list')
+        named[name] = text
+    return named
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TokenizerError(f"file='{path}' : unreadable ({exc}); check permissions and encoding") from exc
 
 
 def _as_ids(value: Any) -> tuple[int, ...]:

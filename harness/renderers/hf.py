@@ -7,6 +7,9 @@ parameters}}``, reasoning passed as ``reasoning_content``. transformers then dro
 aliases reasoning as ``thinking``. The template renders with the tokenizer's special-tokens map and
 ``add_generation_prompt=True``; the prompt is tokenised with ``add_special_tokens=False``. The engine
 stops on the tokenizer eos, every ``generation_config.json`` eos id, and any request ``stop`` strings.
+With several named templates, vLLM's ``resolve_hf_chat_template`` calls ``tokenizer.get_chat_template(None,
+tools)``: ``tool_use`` for a request with tools when it exists, else ``default`` (harness.named_templates);
+``template=NAME`` stands for serving with that one template (``--chat-template``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _RENDERS: OrderedDict = OrderedDict()
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
+    from harness.named_templates import Selection
     from harness.tokenizers import Tokenizer
 
 
@@ -83,7 +87,12 @@ def hf_message(msg: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class JinjaRenderer:
-    """Base of the Jinja-backed renderers: a compiled template plus its tokenizer and context."""
+    """Base of the Jinja-backed renderers: a compiled template plus its tokenizer and context.
+
+    ``template`` renders requests without tools; ``tool_template`` (when set) renders requests with tools, as
+    transformers' ``get_chat_template`` picks ``tool_use`` (harness.named_templates). ``named_templates``
+    (name → sha256) and ``selection`` record a model dir's templates and the choice, for provenance.
+    """
 
     spec: str
     tokenizer: "Tokenizer"
@@ -91,22 +100,31 @@ class JinjaRenderer:
     template_kwargs: dict[str, Any] = field(default_factory=dict)
     add_special_tokens: bool = False
     extra_stops: tuple[str, ...] = ()
+    tool_template: ChatTemplate | None = None
+    named_templates: dict[str, str] = field(default_factory=dict)
+    selection: "Selection | None" = None
     side = "deploy"
 
     def __post_init__(self) -> None:
         self._context = {**special_tokens_context(self.tokenizer), **self.template_kwargs}
-        self._cache_key = (self.template.source, repr(sorted(self._context.items())))
+        self._context_key = repr(sorted(self._context.items()))
+
+    def template_for(self, tools: list[dict[str, Any]] | None) -> ChatTemplate:
+        """The template a request renders with: ``tool_template`` when tools are passed and it is set."""
+        return self.tool_template if tools is not None and self.tool_template is not None else self.template
 
     def _render_text(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                      add_generation_prompt: bool) -> RenderResult:
         """Render (memoised: the same template, context and message objects give the same text)."""
-        key = (self._cache_key, add_generation_prompt, tuple(map(id, messages)), tuple(map(id, tools or ())))
+        template = self.template_for(tools)
+        key = (template.source, self._context_key, add_generation_prompt, tuple(map(id, messages)),
+               tuple(map(id, tools or ())))
         hit = _RENDERS.get(key)
         if hit is not None:
             _RENDERS.move_to_end(key)
             return hit[1]
-        result = self.template.render(self.side, messages=messages, tools=tools, documents=None,
-                                      add_generation_prompt=add_generation_prompt, **self._context)
+        result = template.render(self.side, messages=messages, tools=tools, documents=None,
+                                 add_generation_prompt=add_generation_prompt, **self._context)
         _RENDERS[key] = ((messages, tools), result)  # holding the dicts keeps their ids unique while cached
         if len(_RENDERS) > 1024:
             _RENDERS.popitem(last=False)
@@ -133,6 +151,10 @@ class JinjaRenderer:
             "side": self.side,
             "template": self.template.origin,
             "template_sha256": sha256_text(self.template.source),
+            "named_templates": dict(self.named_templates),
+            "template_selection": None if self.selection is None else
+            {"without_tools": self.selection.plain, "with_tools": self.selection.tools,
+             "explicit": self.selection.explicit},
             "template_kwargs": dict(sorted(self.template_kwargs.items())),
             "add_special_tokens": self.add_special_tokens,
             "versions": {"jinja2": jinja2.__version__, "transformers": transformers.__version__,

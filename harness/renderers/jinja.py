@@ -7,6 +7,8 @@ messages (tool-call arguments as objects) and tokenised with ``add_special_token
 the completion TRL derives: the text between ``render(messages[:k], add_generation_prompt=True)`` and
 ``render(messages[:k+1])``. Spec options: ``encode=segments`` encodes prompt and answer pieces separately
 (as prompt-completion and slot-wise trainers do); ``add_special_tokens=true`` adds the tokenizer's BOS/EOS.
+A model dir with several named templates renders a conversation with tools through ``tool_use`` when it exists
+(TRL passes ``tools`` to ``apply_chat_template``); ``template=NAME`` picks one for every conversation.
 """
 
 from __future__ import annotations
@@ -105,4 +107,5 @@ class JinjaTrainRenderer(JinjaRenderer):
                        extra={"encoding": self.encode_mode})
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "encode": self.encode_mode, "generation_blocks": self.template.has_generation}
+        blocks = self.template.has_generation or bool(self.tool_template and self.tool_template.has_generation)
+        return {**super().describe(), "encode": self.encode_mode, "generation_blocks": blocks}

@@ -2,7 +2,8 @@
 
 Read from TGI's router (``router/src/infer/chat_template.rs``, ``router/src/lib.rs``, ``infer/tool_grammar.rs``):
 
-* The template is ``tokenizer_config.json``'s ``chat_template`` (a named list: the ``default`` one) or the
+* The template is ``tokenizer_config.json``'s ``chat_template`` (a named list: the ``default`` one for every
+  request — TGI never picks ``tool_use``; without ``default`` it has no template) or the
   model dir's ``chat_template.json``; ``chat_template.jinja`` is not read. Before compiling, TGI rewrites
   ``messages[0]['content'][0]['text']`` → ``messages[0]['content']`` and ``[::-1]`` → ``|reverse`` and deletes
   ``{% generation %}`` / ``{% endgeneration %}``. A template that does not compile stops the server.
@@ -146,26 +147,43 @@ def _token_text(value: Any) -> str | None:
     return None
 
 
-def config_template(config: dict[str, Any], model_dir: Path | None) -> str | None:
-    """The template TGI takes from a model dir: ``chat_template.json`` first, else tokenizer_config.json's."""
+def _config_value(config: dict[str, Any], model_dir: Path | None) -> Any:
+    """TGI's ``chat_template`` value: ``chat_template.json``'s first, else tokenizer_config.json's (str or list)."""
     value: Any = None
     if model_dir is not None and (model_dir / "chat_template.json").is_file():
         try:
             value = json.loads((model_dir / "chat_template.json").read_text(encoding="utf-8")).get("chat_template")
         except (OSError, ValueError, AttributeError):
             value = None
-    if value is None:
-        value = config.get("chat_template")
-    if isinstance(value, list):  # ChatTemplateVersions::Multiple: the one named "default"
+    return config.get("chat_template") if value is None else value
+
+
+def config_template(config: dict[str, Any], model_dir: Path | None) -> str | None:
+    """The template TGI takes from a model dir: ``chat_template.json`` first, else tokenizer_config.json's."""
+    value = _config_value(config, model_dir)
+    if isinstance(value, list):  # ChatTemplateVersions::Multiple: the one named "default", for every request
         value = next((t.get("template") for t in value if isinstance(t, dict) and t.get("name") == "default"), None)
     return value if isinstance(value, str) else None
+
+
+def _no_default(config: dict[str, Any], model_dir: Path | None, spec: str, where: str) -> None:
+    """Raise when the value is a named list without ``default``: TGI then starts with no chat template."""
+    value = _config_value(config, model_dir)
+    if isinstance(value, list):
+        names = ", ".join(sorted(repr(t.get("name")) for t in value if isinstance(t, dict)))
+        raise InputError(
+            f"spec={spec!r}: {where} has a list of chat templates named {names or '(none)'} and none named 'default'; "
+            "TGI takes only the 'default' entry (it never picks 'tool_use'), so it starts without a chat template "
+            "and refuses every chat request. Add a 'default' entry, or pass the template as tgi:path/to/template.jinja")
 
 
 def resolve_template(arg: str, tokenizer: "Tokenizer", spec: str) -> tuple[str, str]:
     """The template text and origin for ``tgi:.``, ``tgi:DIR`` or ``tgi:FILE``."""
     if arg == ".":
-        source = config_template(dict(tokenizer.tokenizer_config), tokenizer.model_dir)
+        config = dict(tokenizer.tokenizer_config)
+        source = config_template(config, tokenizer.model_dir)
         if source is None:
+            _no_default(config, tokenizer.model_dir, spec, repr(str(tokenizer.model_dir)))
             raise InputError(
                 f"spec={spec!r}: TGI reads the chat template from tokenizer_config.json (or chat_template.json) and "
                 f"{str(tokenizer.model_dir)!r} has none there (a chat_template.jinja alone is not read by TGI); put it "
@@ -180,6 +198,7 @@ def resolve_template(arg: str, tokenizer: "Tokenizer", spec: str) -> tuple[str, 
             raise InputError(f"spec={spec!r}: {str(config_path)!r} is not valid JSON ({exc}); fix it") from None
         source = config_template(config, path)
         if source is None:
+            _no_default(config, path, spec, repr(arg))
             raise InputError(f"spec={spec!r}: directory {arg!r} has no chat template in tokenizer_config.json or "
                              "chat_template.json; pass a .jinja file instead")
         return source, str(path)
