@@ -135,7 +135,7 @@ def locate_cause(case: Case, ans: "Answer", prompt: "Encoded") -> tuple[str, str
     if ans.end <= ans.start:
         return "history-messages-dropped", "assistant (training renders nothing of this answer)"
     base = _base(case, k)
-    if base is not None and p_text.startswith(base) and c >= len(base):
+    if _in_header(base, p_text, c):
         header = p_text[len(base):]
         if header and t_text.find(header, c + 1) > c and conv.messages[k - 1:k]:  # training adds text before it
             return "template-text", f"{conv.messages[k - 1].role} (end of turn)"
@@ -154,6 +154,12 @@ def locate_cause(case: Case, ans: "Answer", prompt: "Encoded") -> tuple[str, str
     return _by_region(case, ans, c, p_rest[:2000], t_rest[:2000])
 
 
+def _in_header(base: str | None, p_text: str, c: int) -> bool:
+    """Char ``c`` of the served prompt lies in its generation prompt: after ``base`` (the same messages rendered
+    without it), which must be a non-empty prefix followed by a header of at most 400 chars."""
+    return bool(base) and p_text.startswith(base) and c >= len(base) and len(p_text) - len(base) <= 400
+
+
 def _base(case: Case, k: int) -> str | None:
     """The deploy rendering of ``messages[:k]`` without the generation prompt."""
     try:
@@ -167,7 +173,8 @@ def _by_region(case: Case, ans: "Answer", c: int, p_seg: str, t_seg: str) -> tup
     conv, k = case.conv, ans.message
     bounds = case.bounds(case.pair.deploy, k)
     r = next((i for i, end in enumerate(bounds) if c < end), None)
-    tools = any(_mentions(p_seg, t.name) or _mentions(t_seg, t.name) for t in conv.tools)
+    tools = any(_mentions(p_seg, t.name) or _mentions(t_seg, t.name) for t in conv.tools) or (
+        bool(conv.tools) and any(mark in seg for seg in (p_seg, t_seg) for mark in _TOOL_MARKS))
     if r is None:
         return ("history-messages-dropped", "history") if ans.rewritten else ("template-text", "after the messages")
     m = conv.messages[r]
@@ -188,6 +195,10 @@ def _by_region(case: Case, ans: "Answer", c: int, p_seg: str, t_seg: str) -> tup
     return "template-text", m.role
 
 
+#: text that only a tool-definitions block writes (with single-letter tool names, names alone say nothing)
+_TOOL_MARKS = ('"parameters"', "<tools>", "# Tools", "[AVAILABLE_TOOLS]", "<|tool|>", '"type": "function"')
+
+
 def _mentions(text: str, name: str) -> bool:
     """``name`` occurs in ``text`` as a whole word (tool names such as ``f`` are not letters of other words)."""
     import re
@@ -205,14 +216,19 @@ def later_causes(case: Case, ans: "Answer", diff, first: tuple[str, str], limit:
         return ()
     base = _base(case, k)
     out: list[tuple[str, str]] = []
-    for _, a, b, c, d in diff.opcodes[1:12]:
+    for tag, a, b, c, d in diff.opcodes[1:12]:
         if c >= len(prompt.offsets) and a >= len(train.offsets):
             continue
-        p_char = prompt.offsets[c][0] if c < len(prompt.offsets) else len(prompt.text)
+        if tag == "delete" and 0 < c <= len(prompt.offsets):  # text only training has, after deploy token c-1
+            p_char = max(0, prompt.offsets[c - 1][1] - 1)
+        else:
+            p_char = prompt.offsets[c][0] if c < len(prompt.offsets) else len(prompt.text)
         p_end = prompt.offsets[d - 1][1] if 0 < d <= len(prompt.offsets) and d > c else p_char
         t_char = train.offsets[a][0] if a < len(train.offsets) else len(train.text)
         t_end = train.offsets[b - 1][1] if 0 < b <= len(train.offsets) and b > a else t_char
-        if base is not None and prompt.text.startswith(base) and p_char >= len(base):
+        if not (prompt.text[p_char:p_end].strip() or train.text[t_char:t_end].strip()):
+            continue  # whitespace re-tokenised next to an earlier difference: a side effect, not a divergence
+        if _in_header(base, prompt.text, p_char):
             got = ("generation-prompt", "generation prompt")
         else:
             got = _by_region(case, ans, p_char, prompt.text[p_char:p_end], train.text[t_char:t_end])
