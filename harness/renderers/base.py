@@ -39,8 +39,8 @@ class Answer:
 
     ``char_start`` is where the answer text begins in the rendering; ``straddles`` is True when the token
     at ``start`` begins before ``char_start`` (a boundary merge with the generation prompt's last token);
-    ``rewritten`` is True when ``render(messages[:k], add_generation_prompt=True)`` is not a prefix of the
-    whole rendering (history rewritten by later turns), so ``char_start`` is where the two part.
+    ``rewritten`` is True when the text before the answer is not ``render(messages[:k])`` followed by (part
+    of) the generation prompt: later turns rewrote the history (system moved, reasoning stripped).
     """
 
     message: int

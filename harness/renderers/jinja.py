@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import ConversationError
+from harness.errors import ConversationError, RenderRejected
 from harness.renderers._common import locate_spans, token_at
+from harness.renderers._spans import answer_start, place
 from harness.renderers.base import Answer, Encoded
 from harness.renderers.hf import JinjaRenderer, hf_message
 
@@ -52,26 +53,64 @@ class JinjaTrainRenderer(JinjaRenderer):
 
     def answer_ranges(self, conv: "Conversation", full: str, generation: tuple[tuple[int, int], ...]
                       ) -> list[tuple[int, int, int, bool]]:
-        """``(message index, char start, char end, history rewritten)`` of each trained answer in ``full``."""
+        """``(message index, char start, char end, history rewritten)`` of each trained answer in ``full``.
+
+        Answer k is ``D[len(P):]`` (``P`` = messages[:k] + generation prompt, ``D`` = messages[:k+1]) when
+        ``full`` starts with both; otherwise (later turns rewrote the history) that answer as ``D`` renders
+        it is found in ``full`` (``harness.renderers._spans``), before the next answer: answers are placed
+        last to first."""
         indices = conv.assistant_indices
         if generation and len(generation) == len(indices):
             return [(k, s, e, False) for k, (s, e) in zip(indices, generation)]
         ranges = []
-        for k in indices:
+        hi = len(full)
+        for k in reversed(indices):
             prompt = self._text(conv.prefix(k), True).text
-            kept = full.startswith(prompt)
-            start = len(prompt) if kept else self._rewritten_start(conv, k, prompt, full)
             done = self._text(conv.prefix(k + 1), False).text
-            end = len(done) if full.startswith(done) and len(done) > start else len(full)
-            ranges.append((k, start, end, not kept))
-        return ranges
+            if len(prompt) <= len(done) <= hi and full.startswith(done) and done.startswith(prompt):
+                ranges.append((k, len(prompt), len(done), False))
+            else:
+                ranges.append(self._rewritten_range(conv, k, prompt, done, full, hi))
+            hi = ranges[-1][1]
+        return ranges[::-1]
 
-    def _rewritten_start(self, conv: "Conversation", k: int, prompt: str, full: str) -> int:
-        """Where answer k starts when later turns rewrote the history: after the next generation header."""
-        common = len(os.path.commonprefix([prompt, full]))
-        header = prompt[len(self._text(conv.prefix(k), False).text):] if k else ""
-        at = full.find(header, common) if header else -1
-        return at + len(header) if at >= 0 else common
+    def _rewritten_range(self, conv: "Conversation", k: int, prompt: str, done: str, full: str, hi: int
+                         ) -> tuple[int, int, int, bool]:
+        """Answer k when ``full`` does not extend ``prompt`` and ``done``; rewritten when the text before it
+        is not the history ``render(messages[:k])`` followed by part of the generation prompt."""
+        history = self._text(conv.prefix(k), False).text
+        message = conv.messages[k]
+        content = message.content or ""
+        contents = tuple(dict.fromkeys(c for c in (content, content.strip()) if c.strip()))
+        limit = None
+        if not done.startswith(prompt) and not done.startswith(history):
+            limit = self._empty_answer_limit(conv, k, done)
+        at = answer_start(done, prompt, history, contents, limit, self._token_ends)
+        texts = contents + tuple(c.name for c in message.tool_calls if c.name.strip())
+        start, end = place(done[:at], done[at:], full, hi, texts) or (hi, hi)  # not found: train nothing
+        gen = prompt[len(history):] if prompt.startswith(history) else ""
+        kept = start >= len(history) and full.startswith(history) and gen.startswith(full[len(history):start])
+        return k, start, end, not kept
+
+    def _empty_answer_limit(self, conv: "Conversation", k: int, done: str) -> int | None:
+        """Where ``done`` parts from the same turn with an empty answer: at or after where the answer starts,
+        before any of its own text (None when the template rejects the empty answer)."""
+        from harness.conversation import Conversation, Message
+
+        try:
+            empty = self._text(Conversation(conv.messages[:k] + (Message("assistant", ""),), conv.tools), False).text
+        except RenderRejected:
+            return None
+        return len(os.path.commonprefix([done, empty]))
+
+    def _token_ends(self, text: str) -> frozenset[int]:
+        """Offsets in ``text`` where its tokens end (0 and ``len(text)`` included), cached per text."""
+        cache = self.__dict__.setdefault("_token_ends_cache", {})
+        if text not in cache:
+            if len(cache) > 256:
+                cache.clear()
+            cache[text] = frozenset({0, len(text), *(e for _, e in self.tokenizer.encode_offsets(text)[1])})
+        return cache[text]
 
     def render(self, conv: "Conversation", *, add_generation_prompt: bool = False) -> Encoded:
         if not conv.messages or conv.messages[-1].role != "assistant":
