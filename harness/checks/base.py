@@ -152,4 +152,4 @@ def deploy_rejected(case: Case, check: str, k: int, exc: RenderRejected) -> Fail
     return Failure(check, "error",
                    f"the deploy template rejects the prompt for answer messages[{k}], a conversation the training "
                    f"side accepts: the served model would fail on a shape it was trained on ({exc.reason})",
-                   case.conv, message=k)
+                   case.conv, message=k, cause="deploy-rejects")
