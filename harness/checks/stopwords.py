@@ -13,17 +13,25 @@ appended eos for the final answer. The stream of answer ``k`` is its labelled id
 label; its end id is the first id of the stream in (training stops ∪ deploy stops), else its last special
 (control) token, else its last id.
 
-* error — an end id is not a deploy stop: the served model runs past the end of its answer (structural,
-  computed once per conversation shape on the plain-text variant).
-* warning — this conversation's answer carries more deploy-stop ids than the plain variant of the same
-  shape (special-token text inside an answer, encoded as the control id): the served model stops early.
+* error (cause ``stop-mismatch``) — an end id is not a deploy stop: the served model runs past the end of its
+  answer (structural, computed once per conversation shape on the plain-text variant). The fix advised
+  (``harness.checks.stopadvice``): add the id to ``eos_token_id`` only when it is a control (added) token;
+  an answer ending in plain text has no dedicated end token, so the advice is an end token in the template
+  or engine stop strings quoting the text that ends or follows each answer in the training rendering.
+* warning (cause ``stop-heuristic``) — an Ollama Modelfile does not declare the end id; only llama.cpp's
+  end-of-generation heuristic stops there.
+* warning (cause ``stop-inside-answer``) — this conversation's answer carries more deploy-stop ids than the
+  plain variant of the same shape (special-token text inside an answer, encoded as the control id): the
+  served model stops early.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.checks import stopadvice
 from harness.checks.base import IGNORE, Case, Check, Failure, Skip, label_stream  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
@@ -113,22 +121,25 @@ def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure 
     for e in ends:
         if e.end_id is None or e.end_id in static.deploy_stops:
             continue
-        piece = pair.tokenizer.piece
-        how = "as the label after the answer (efficient_eos)" if e.follow_up else "as its end-of-turn id"
-        where = "one of the training stop ids" if e.end_id in static.train_stops else \
-            "not a stop id on either side: the answer's last control token" if e.end_id in static.special else \
-            "no stop id at all: the last trained id"
+        piece = functools.partial(stopadvice.piece, pair)
         deploy = ", ".join(f"{i} {piece(i)!r}" for i in sorted(static.deploy_stops)) or "nothing"
+        how = "as the label after the answer (efficient_eos)" if e.follow_up else "as its end-of-turn id"
+        if stopadvice.is_control(pair, e.end_id) or e.end_id in static.train_stops:
+            where = "one of the training stop ids" if e.end_id in static.train_stops else \
+                "not a stop id on either side: the answer's last control token"
+            said = f"is trained to end with {e.end_id} {piece(e.end_id)!r} {how} ({where})"
+        else:
+            said = f"ends in plain text (no stop id at all: its last trained id is {e.end_id} {piece(e.end_id)!r})"
         failure = Failure(
             "stop-words", "error",
-            f"answer messages[{e.message}] is trained to end with {e.end_id} {piece(e.end_id)!r} {how} ({where}), "
-            f"but the deploy side stops only on [{deploy}]: the served model will not stop where training taught it "
-            f"and runs on into a new turn. Add {e.end_id} to eos_token_id in generation_config.json (or the "
-            "engine's stop words)" + (f". Context: {static.note}" if static.note else ""),
+            f"answer messages[{e.message}] {said}, but the deploy side stops only on [{deploy}]: the served model "
+            f"will not stop where training taught it and runs on into a new turn. {stopadvice.advice(pair, e.end_id)}"
+            + (f". Context: {static.note}" if static.note else ""),
             plain.conv, message=e.message,
             tokens={"end_id": {"id": e.end_id, "piece": piece(e.end_id)}, "answer_end": plain.pieces(e.tail),
                     "train_stops": plain.pieces(sorted(static.train_stops)),
-                    "deploy_stops": plain.pieces(sorted(static.deploy_stops))})
+                    "deploy_stops": plain.pieces(sorted(static.deploy_stops))},
+            cause="stop-mismatch")
         break
     if failure is None and static.declared is not None:
         failure = _undeclared(plain, ends, static)
@@ -154,7 +165,8 @@ def _undeclared(plain: Case, ends: tuple[_End, ...], static: _Static) -> Failure
             f"never stops (ollama/ollama#8363). Add PARAMETER stop \"{piece(e.end_id)}\" to the Modelfile",
             plain.conv, message=e.message,
             tokens={"end_id": {"id": e.end_id, "piece": piece(e.end_id)},
-                    "declared_stops": plain.pieces(sorted(static.declared))})
+                    "declared_stops": plain.pieces(sorted(static.declared))},
+            cause="stop-heuristic")
     return None
 
 
@@ -181,7 +193,8 @@ def stop_words(case: Case) -> Failure | None:
                        "answer is encoded as the control id): served, the model stops there, before the answer ends",
                        case.conv, message=ans.message,
                        tokens={"premature": case.pieces([i for _, i in hits]),
-                               "deploy_stops": case.pieces(sorted(static.deploy_stops))})
+                               "deploy_stops": case.pieces(sorted(static.deploy_stops))},
+                       cause="stop-inside-answer")
     return None
 
 
