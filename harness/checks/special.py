@@ -7,9 +7,9 @@ shape on the plain variant. Rules:
   of this tokenizer (an added token written with a delimiter ``< > [ ] | ｜``) without being it. *Nearly*:
   after normalising both (NFKC, so full-width ``｜`` is ``|``; ``▁`` read as ``_``; case-folded; whitespace
   removed) ``W == T``, or — for ``T`` of at least :data:`EDIT_MIN_CHARS` normalised characters — they differ
-  by one delimiter ``< > | [ ]`` inserted, deleted or replaced by another (a changed letter is another word:
+  by one delimiter ``< > | [ ]`` deleted or replaced by another (a changed letter is another word:
   ``<tool_calls>`` is no typo of ``<tool_call>``). ``W`` overlapping an exact added token is not a near-miss.
-  Examples: ``<|im_end |>``, ``<|IM_END|>``, ``<|im_start|`` and ``<|im_end||>`` on ChatML tokens;
+  Examples: ``<|im_end |>``, ``<|IM_END|>``, ``<|im_start|`` and ``<|im_end>`` on ChatML tokens;
   ``<｜end▁of▁sentence｜>`` for ``<|end_of_sentence|>``.
 * **split** (error, cause ``control-text``): the same control-looking text (an added token, ``<|x|>``,
   ``<｜x｜>``, ``[X]``, ``</s>``) is one id on one side and several ids on the other — a token only one
@@ -69,12 +69,12 @@ def _normalise(text: str) -> tuple[str, list[int]]:
 
 
 def delimiter_edit(a: str, b: str) -> bool:
-    """True when ``a`` and ``b`` differ by one delimiter (``< > | [ ]``) inserted, deleted or replaced by
-    another delimiter; a changed letter makes another word (``<tool_calls>`` is no typo of ``<tool_call>``)."""
-    if a == b or abs(len(a) - len(b)) > 1:
+    """True when template text ``a`` is control token ``b`` with one delimiter (``< > | [ ]``) dropped or replaced
+    by another delimiter (``<|im_start|``, ``<|im_end>``). A changed letter makes another word (``<tool_calls>``
+    is no typo of ``<tool_call>``), and an added delimiter makes another model's marker (Gemma's ``<|tool_call>``
+    is no typo of Qwen's ``<tool_call>``)."""
+    if a == b or len(a) > len(b) or len(b) - len(a) > 1:
         return False
-    if len(a) > len(b):
-        a, b = b, a
     i = 0
     while i < len(a) and a[i] == b[i]:
         i += 1
@@ -160,6 +160,9 @@ def _scan(text: str, vocab: _Vocab) -> tuple[NearMiss, ...]:
         word = text[a:b]
         if word == token or _cuts_word(text, a) or _cuts_word(text, b) or any(s < b and e > a for s, e in exact):
             return
+        if how == "delimiter" and ((a > 0 and text[a - 1] in EDIT_DELIMITERS) or
+                                   (b < len(text) and text[b] in EDIT_DELIMITERS)):
+            return  # part of a longer marker (``|tool_call>`` inside Gemma's ``<|tool_call>``)
         nw = norm[p:q]
         shared = len(os.path.commonprefix([nt, nw])) + len(os.path.commonprefix([nt[::-1], nw[::-1]]))
         found.append(((how != "spelling", -shared, abs(len(nw) - len(nt)), b - a, a), NearMiss(word, token, a, b, how)))
@@ -235,7 +238,7 @@ def _near_miss_failure(case: Case, enc: "Encoded", side: str, miss: NearMiss) ->
     token_id = tok.added_tokens.get(miss.token)
     named = f"{miss.token!r}" + (f" (id {token_id})" if token_id is not None else "")
     how = "the same once case, whitespace, full-width bars and ▁ are ignored" if miss.how == "spelling" else \
-        "one delimiter character added, dropped or changed"
+        "one delimiter character dropped or changed"
     return Failure("special-tokens", "error",
                    f"the {side} template writes {miss.text!r}, a near-miss of this tokenizer's control token "
                    f"{named} ({how}): it encodes to {len(ids)} plain-text id(s) [{_describe(case, ids)}] where the "
