@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import InputError
-from harness.renderers._common import locate_spans, sha256_text
+from harness.renderers._common import check_file_size, locate_spans, sha256_text
 from harness.renderers.base import Encoded
 
 if TYPE_CHECKING:
@@ -97,12 +97,16 @@ def load_template(path: str | Path) -> LMDeployTemplate:
     if not p.is_file():
         raise InputError(f"{what}: no such file; pass the chat_template.json given to `lmdeploy serve "
                          "--chat-template`, e.g. lmdeploy:fixtures/lmdeploy/qwen2.5.chat_template.json")
+    check_file_size(p, "lmdeploy chat template")
     try:
         source = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{what}: cannot read it as UTF-8 text ({exc}); save it as a UTF-8 JSON file") from None
     try:
         data = json.loads(source)
+    except RecursionError:
+        raise InputError(f"{what}: the JSON nests deeper than Python's recursion limit; write one flat object of "
+                         "ChatTemplateConfig fields") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; fix the file "
                          "(one JSON object of ChatTemplateConfig fields; escape newlines inside strings as \\n, no "
