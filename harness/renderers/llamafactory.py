@@ -165,13 +165,11 @@ class LlamaFactoryRenderer:
     encode_mode = "segments"  # slot-wise: the segments check applies
 
     def __init__(self, spec: str, tokenizer: "Tokenizer", arg: str, options: dict[str, Any]) -> None:
+        self.yaml_path: Path | None = Path(arg).expanduser() if is_yaml(arg) else None
+        self.yaml: dict[str, Any] = read_yaml(self.yaml_path, spec) if self.yaml_path else {}  # before the slow import
         lf = import_llamafactory()
         self.spec, self.tokenizer, self._lf = spec, tokenizer, lf
-        self.yaml_path: Path | None = None
-        self.yaml: dict[str, Any] = {}
-        if is_yaml(arg):
-            self.yaml_path = Path(arg).expanduser()
-            self.yaml = read_yaml(self.yaml_path, spec)
+        if self.yaml_path is not None:
             raw = {k: self.yaml[k] for k in YAML_KEYS if self.yaml.get(k) is not None}
             name = raw.pop("template", None)
             raw.setdefault("cutoff_len", 2048)
