@@ -117,7 +117,6 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     from harness import __version__
     from harness.api import load_model, make_pairs
     from harness.checks import CHECKS
-    from harness.generate import generate
     from harness.report import FORMATS, build_report, clear_reports, write_reports
     from harness.runner import run_pair
 
@@ -136,6 +135,8 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     clear_reports(args.report_dir)  # from here on, a run that stops early leaves no report to mistake for its own
     tokenizer = load_model(model=args.model, model_dir=args.model_dir)
     pairs = make_pairs(tokenizer, args.train, args.deploy)
+    from harness.generate import generate  # imports hypothesis (~1 s): after the inputs proved usable
+
     results = []
     for pair in pairs:
         convs = generate(args.examples, seed=args.seed, tools=_flag(args.tools), reasoning=_flag(args.reasoning))
