@@ -47,3 +47,36 @@ def test_hostile_template_is_stopped(case, results):
     assert r["seconds"] < hostile.MAX_SECONDS, r
     assert r["rss_mib"] < hostile.MAX_RSS_MIB, r
     assert r["says_limit"], f"{r['message']!r} should match {hostile.CASES[case][2]!r}"
+
+
+# --- what is *not* hostile: refusals that transformers and vLLM make per request are counted rejections
+
+#: The immutable-sandbox mutation HF and vLLM refuse: a tool prompt that collects required parameters with
+#: ``list.append`` (the pattern of Meta's llama-models tool prompts), here only on conversations with tools.
+APPENDING = ("{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + (m.content or '') + '<|im_end|>\\n' }}"
+             "{% endfor %}{% if tools %}{% set required = [] %}{% for t in tools %}"
+             "{% set _ = required.append(t.function.name) %}{% endfor %}{% endif %}"
+             "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+def test_mutation_refusal_is_a_counted_rejection_not_a_hostile_template(tmp_path):
+    from harness.sandbox import ChatTemplate
+    from harness.errors import RenderRejected
+    from tests.conftest import result_of, sweep
+
+    with pytest.raises(RenderRejected, match="refuses to mutate"):
+        ChatTemplate(APPENDING, "append.jinja").render("train", messages=[], tools=[{"function": {"name": "f"}}])
+    path = tmp_path / "append.jinja"
+    path.write_text(APPENDING)
+    target = sweep(f"jinja:{path}", "hf:.", n=60, tools="any")
+    assert target.verdict != "error"  # the run goes on: shapes with tools are refused, the others checked
+    prefix = result_of(target, "prompt-prefix")
+    assert 0 < prefix.rejected_train < 60 and prefix.examples_run > 0
+
+
+def test_unsafe_read_is_hostile_even_where_hf_would_print_nothing():
+    from harness.errors import TemplateError
+    from harness.sandbox import ChatTemplate
+
+    with pytest.raises(TemplateError, match="unsafe"):
+        ChatTemplate("{{ messages.__class__ }}", "evil.jinja").render("deploy", messages=[])
