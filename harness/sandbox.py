@@ -240,7 +240,7 @@ class ChatTemplate:
         except Timeout:
             raise TemplateError(
                 f"template={self.origin!r}: rendering ran past the {self.timeout:g} s limit (an endless or huge loop?); "
-                "fix the template's loops, or raise the limit with --harness-timeout / timeout=SECONDS in the spec"
+                "fix the template's loops, or raise the limit with timeout=SECONDS in the spec"
             ) from None
         except MemoryError:
             raise TemplateError(_memory_message(self.origin, "rendering", self.limits)) from None

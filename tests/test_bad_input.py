@@ -235,3 +235,34 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys, monkeypatch):
     assert tree_hash(model_dir) == before  # nothing written to the model dir
     report = tmp_path / "rep" / "report.json"  # none, or one that says this run failed
     assert not report.exists() or json.loads(report.read_text())["harness"]["exit_status"] == 2
+
+
+def test_a_run_that_stops_early_leaves_no_old_report(tmp_path, capsys):
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    (rep / "report.json").write_text('{"old": true}')
+    (rep / "report.md").write_text("# old")
+    assert main(["check", "--model", "qwen2.5", "--train", "jinja:.", "--deploy", "hf:.,timeout=NaN",
+                 "--report-dir", str(rep)]) == 2
+    assert not (rep / "report.json").exists() and not (rep / "report.md").exists()
+
+
+def test_report_records_inputs_and_exit_status_and_is_written_atomically(tmp_path, capsys):
+    template = tmp_path / "t.jinja"
+    template.write_text(QWEN)
+    digests = []
+    for name in ("a", "b"):
+        assert main(["check", "--model", "qwen2.5", "--train", f"jinja:{template}", "--deploy", "hf:.",
+                     "--examples", "5", "--report-dir", str(tmp_path / name), "--quiet"]) in (0, 1)
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        h = report["harness"]
+        assert h["exit_status"] in (0, 1)
+        assert h["inputs"]["files"][str(template)] == hashlib.sha256(template.read_bytes()).hexdigest()
+        assert "model:tokenizer.json" in h["inputs"]["files"]
+        digests.append(h["inputs"]["sha256"])
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["report.json", "report.md"]  # no temp files
+    assert digests[0] == digests[1]
+    template.write_text(QWEN + " ")
+    main(["check", "--model", "qwen2.5", "--train", f"jinja:{template}", "--deploy", "hf:.", "--examples", "5",
+          "--report-dir", str(tmp_path / "c"), "--quiet"])
+    assert json.loads((tmp_path / "c" / "report.json").read_text())["harness"]["inputs"]["sha256"] != digests[0]

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import InputError
+from harness.limits import DEFAULT_MAX_OUTPUT, Limits
 from harness.renderers._common import check_file_size, locate_spans, sha256_text
 from harness.renderers.base import Encoded
 
@@ -215,7 +216,13 @@ class LMDeployRenderer:
         return self._stop_ids
 
     def render_text(self, conv: "Conversation", *, add_generation_prompt: bool = True) -> str:
-        return self.template.messages2prompt(lmdeploy_messages(conv), add_generation_prompt=add_generation_prompt)
+        text = self.template.messages2prompt(lmdeploy_messages(conv), add_generation_prompt=add_generation_prompt)
+        if len(text) > DEFAULT_MAX_OUTPUT:  # huge fields: refuse before tokenising, as for every engine
+            from harness.errors import TemplateError
+            from harness.sandbox import output_message
+
+            raise TemplateError(output_message(self.template.origin, len(text), Limits()))
+        return text
 
     def _collapse(self, ids: list[int]) -> list[int]:
         bos = self.tokenizer.hf.bos_token_id
