@@ -516,7 +516,7 @@ def check_config_files(model_dir: Path) -> None:
 
 
 def _check_template_value(value: Any, where: str) -> None:
-    if isinstance(value, str):
+    if value is None or isinstance(value, str):  # null: no template
         return
     if isinstance(value, list) and value and all(
             isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("template"), str) for t in value):
