@@ -260,8 +260,8 @@ class ChatTemplate:
                                 ) from None
         except OverflowError as exc:  # range() past the sandbox's MAX_RANGE, float overflow
             if "MAX_RANGE" in str(exc):
-                raise TemplateError(f"template={self.origin!r}: {str(exc).rstrip('.')}; a chat template loops over messages and tools, "
-                                    "never over huge ranges: fix the template") from None
+                raise TemplateError(f"template={self.origin!r}: {str(exc).rstrip('.')}; a chat template loops over "
+                                    "messages and tools, never over huge ranges: fix the template") from None
             raise RenderRejected(side, f"OverflowError: {exc}") from None
         except jinja2.exceptions.UndefinedError as exc:
             raise _undefined(side, exc, self.origin, context) from None
