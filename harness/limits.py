@@ -25,7 +25,7 @@ from typing import Any
 
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_MAX_OUTPUT = 1 << 20  # characters of one rendered prompt
-DEFAULT_MAX_MEMORY = 512 << 20  # bytes of new address space one render (or template compile) may take
+DEFAULT_MAX_MEMORY = 128 << 20  # bytes of new address space one render (or template compile) may take
 MAX_TIMEOUT = 3600.0
 #: Template sources longer than this are refused before compiling (real chat templates are < 50 KB).
 MAX_TEMPLATE_CHARS = 1 << 20

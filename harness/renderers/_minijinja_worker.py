@@ -5,7 +5,7 @@ can run for seconds whatever the fuel. So it renders here, in a child the harnes
 memory and lose, never in the harness process itself.
 
 Protocol, JSON lines on stdin/stdout. First line ``{"source", "fuel", "whitespace", "now", "max_output",
-"remove_filters", "remove_globals"}`` → ``{"ok": true, "uses_tools": bool}`` or ``{"error": {"kind": "syntax",
+"max_memory", "remove_filters", "remove_globals"}`` → ``{"ok": true, "uses_tools": bool}`` or ``{"error": {"kind": "syntax",
 "line", "message"}}``. Then one ``{"context": {...}}`` per render → ``{"text": "..."}`` or ``{"error": {"kind",
 "message"}}`` with kind ``raised`` (raise_exception), ``fuel``, ``output`` (past max_output characters),
 ``recursion``, ``memory`` or ``minijinja`` (any other template error; ``mj_kind`` is minijinja's kind).
@@ -27,9 +27,25 @@ def _raise_exception(message: Any) -> None:
     raise Raised(str(message))
 
 
+def cap_memory(max_memory: int) -> None:
+    """Cap this process's address space at its size now + ``max_memory`` bytes, before any template code runs
+    (minijinja folds constants while compiling). Linux only; elsewhere a no-op."""
+    import os
+    import resource
+
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (size + max_memory, size + max_memory))
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def setup(head: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     import minijinja
 
+    if head.get("max_memory"):
+        cap_memory(int(head["max_memory"]))
     now = datetime.fromisoformat(head["now"])
     env = minijinja.Environment()
     env.fuel = head["fuel"]

@@ -103,9 +103,9 @@ class TGITemplate:
     def _start(self) -> dict[str, Any]:
         io = LineProcess([sys.executable, "-I", str(Path(__file__).with_name("_minijinja_worker.py"))], self.limits)
         self._worker[:2] = [io, os.getpid()]
-        head = self._exchange(json.dumps({
+        head = self._exchange("compiling", json.dumps({
             "source": tgi_source(self.source), "fuel": self.fuel, "whitespace": self.jinja2_whitespace,
-            "now": PINNED_NOW.isoformat(), "max_output": self.limits.max_output,
+            "now": PINNED_NOW.isoformat(), "max_output": self.limits.max_output, "max_memory": self.limits.max_memory,
             "remove_filters": list(_EXTRA_FILTERS), "remove_globals": list(_EXTRA_GLOBALS)}))
         if "error" in head:
             io.close()
@@ -114,10 +114,9 @@ class TGITemplate:
             raise TemplateError(
                 f"template={self.origin!r}: minijinja syntax error at line {err.get('line')}: {err.get('message')}; "
                 "TGI would fail to start with it. Fix the template (it must compile with minijinja, not only jinja2)")
-        io.cap()
-        return head
+        return head  # the worker capped its own address space before compiling
 
-    def _exchange(self, line: str) -> dict[str, Any]:
+    def _exchange(self, what: str, line: str) -> dict[str, Any]:
         io = self._worker[0]
         try:
             return io.exchange([line])[0]
@@ -125,12 +124,12 @@ class TGITemplate:
             self._worker[0] = None
             if died.killed:
                 raise TemplateError(
-                    f"template={self.origin!r}: rendering ran past the {self.limits.timeout:g} s limit (an endless or "
+                    f"template={self.origin!r}: {what} ran past the {self.limits.timeout:g} s limit (an endless or "
                     "huge loop, or one huge operation?); fix the template, or raise the limit with timeout=SECONDS in "
                     "the spec") from None
             if died.out_of_memory:
                 raise TemplateError(
-                    f"template={self.origin!r}: rendering needed more than the {mib(self.limits.max_memory)} memory "
+                    f"template={self.origin!r}: {what} needed more than the {mib(self.limits.max_memory)} memory "
                     "cap (a template that builds huge strings or lists?); fix the template, or raise the cap with "
                     "max_memory=MIB in the spec") from None
             first = died.stderr.strip().splitlines()[-1][:200] if died.stderr.strip() else f"exit {died.returncode}"
@@ -142,7 +141,7 @@ class TGITemplate:
         with self._worker[2]:
             if self._worker[0] is None or self._worker[1] != os.getpid() or not self._worker[0].alive:
                 self._start()
-            reply = self._exchange(line)
+            reply = self._exchange("rendering", line)
         if "text" in reply:
             return reply["text"]
         err = reply["error"]

@@ -6,7 +6,7 @@
 // the program exits). Every later line is one request {"messages": [...], "tools": [...], "think":
 // null|bool|string} answered by {"text": "..."} or {"error": "...", "limit": ""|"output"|"recursion"}, in
 // order. Limits (the harness's, not Ollama's): a rendering longer than max_output bytes stops with
-// limit "output"; text/template's own cap of 100,000 nested template calls gives limit "recursion";
+// limit "output"; more than 1,000 nested {{template}} calls gives limit "recursion";
 // max_memory is the Go runtime's soft memory limit (the harness also caps the process's address space).
 //
 // Reproduced behaviour (Ollama's template package, server/prompt.go and api types, re-implemented here
@@ -352,7 +352,8 @@ func limitOf(err error) string {
 	switch {
 	case errors.Is(err, errOutputCap):
 		return "output"
-	case strings.Contains(err.Error(), "exceeded maximum template depth"):
+	case strings.Contains(err.Error(), "the harness's recursion cap"),
+		strings.Contains(err.Error(), "exceeded maximum template depth"):
 		return "recursion"
 	}
 	return ""
@@ -639,13 +640,78 @@ func cutAfterResponse(root *parse.ListNode) *parse.ListNode {
 
 type renderer struct {
 	tmpl      *template.Template
+	root      *parse.ListNode // the main tree as parsed (the legacy path cuts it), without the depth actions
 	vars      []string
 	thinking  bool
 	maxOutput int
 }
 
+// ---------- recursion cap ----------
+
+// maxTemplateDepth caps nested {{template}} calls (text/template's own cap, 100,000, takes over 100 MB).
+const maxTemplateDepth = 1000
+
+var templateDepth int
+
+var depthFuncs = template.FuncMap{
+	"harnessDepthEnter": func() (string, error) {
+		templateDepth++
+		if templateDepth > maxTemplateDepth {
+			return "", fmt.Errorf("more than %d nested {{template}} calls (the harness's recursion cap)", maxTemplateDepth)
+		}
+		return "", nil
+	},
+	"harnessDepthLeave": func() string {
+		templateDepth--
+		return ""
+	},
+}
+
+// capRecursion puts {{harnessDepthEnter}} before and {{harnessDepthLeave}} after every {{template}} call of
+// every template of t (they print nothing); the output is unchanged.
+func capRecursion(t *template.Template) error {
+	helper, err := template.New("recursion cap").Funcs(depthFuncs).Parse("{{harnessDepthEnter}}{{harnessDepthLeave}}")
+	if err != nil {
+		return err
+	}
+	enter, leave := helper.Tree.Root.Nodes[0], helper.Tree.Root.Nodes[1]
+	seen := map[*parse.ListNode]bool{}
+	var wrap func(list *parse.ListNode)
+	wrap = func(list *parse.ListNode) {
+		if list == nil || seen[list] {
+			return
+		}
+		seen[list] = true
+		var nodes []parse.Node
+		for _, n := range list.Nodes {
+			switch x := n.(type) {
+			case *parse.TemplateNode:
+				nodes = append(nodes, enter, x, leave)
+				continue
+			case *parse.IfNode:
+				wrap(x.List)
+				wrap(x.ElseList)
+			case *parse.RangeNode:
+				wrap(x.List)
+				wrap(x.ElseList)
+			case *parse.WithNode:
+				wrap(x.List)
+				wrap(x.ElseList)
+			}
+			nodes = append(nodes, n)
+		}
+		list.Nodes = nodes
+	}
+	for _, tt := range append(t.Templates(), t) {
+		if tt.Tree != nil {
+			wrap(tt.Tree.Root)
+		}
+	}
+	return nil
+}
+
 func newRenderer(src string) (*renderer, error) {
-	t, err := template.New("").Option("missingkey=zero").Funcs(funcs).Parse(src)
+	t, err := template.New("").Option("missingkey=zero").Funcs(funcs).Funcs(depthFuncs).Parse(src)
 	if err != nil {
 		return nil, err
 	}
@@ -659,7 +725,11 @@ func newRenderer(src string) (*renderer, error) {
 			return nil, err
 		}
 	}
-	return &renderer{tmpl: t, vars: vars, thinking: thinkingCapable(t)}, nil
+	r := &renderer{tmpl: t, root: t.Tree.Root.Copy().(*parse.ListNode), vars: vars, thinking: thinkingCapable(t)}
+	if err := capRecursion(t); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func collate(msgs []inMessage) (string, []*inMessage) {
@@ -777,7 +847,7 @@ func (r *renderer) render(req *request) (string, error) {
 			response = m.Content
 		}
 	}
-	tree := &parse.Tree{Root: cutAfterResponse(r.tmpl.Root)}
+	tree := &parse.Tree{Root: cutAfterResponse(r.root)}
 	// Ollama runs the cut tree in a fresh template: no custom functions, default missingkey
 	last, err := template.New("").AddParseTree("", tree)
 	if err != nil {
@@ -790,6 +860,7 @@ func (r *renderer) render(req *request) (string, error) {
 }
 
 func (r *renderer) safeRender(req *request) (text string, err error) {
+	templateDepth = 0
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("template panicked: %v", p)
