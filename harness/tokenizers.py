@@ -417,8 +417,7 @@ def _load_cached(model_dir: str, name: str, stamp: tuple[tuple[str, int, int], .
 def _load_verified(model_dir: str, stamp: tuple[tuple[str, int, int], ...]) -> tuple[Any, Any]:
     del stamp  # only part of the cache key
     path = Path(model_dir)
-    for fname in ("tokenizer_config.json", "generation_config.json"):  # small: fail with our message first
-        _read_json(path / fname, required=False)
+    check_config_files(path)  # small files: fail with our message (file, key, fix) before any library reads them
     from tokenizers import Tokenizer as RawTokenizer
 
     try:
@@ -482,6 +481,54 @@ def _read_json(path: Path, *, required: bool) -> Any:
         raise TokenizerError(
             f"file='{path}' : invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; fix or regenerate it"
         ) from exc
+    except RecursionError:
+        raise TokenizerError(f"file='{path}' : JSON nested deeper than Python's recursion limit; fix or regenerate it"
+                             ) from None
+
+
+def check_config_files(model_dir: Path) -> None:
+    """Refuse config files the harness or the engines cannot use, naming the file, the key and the fix:
+    JSON that is not an object, a ``chat_template`` that is neither a string nor a list of ``{name, template}``,
+    an ``eos_token_id`` that is not a token id or a list of them, a ``chat_template.jinja`` that is not UTF-8."""
+    for name in ("tokenizer_config.json", "generation_config.json", "chat_template.json", "special_tokens_map.json"):
+        data = _read_json(model_dir / name, required=False)
+        if data is None:
+            continue
+        where = f"file='{model_dir / name}'"
+        if not isinstance(data, dict):
+            raise TokenizerError(f"{where} : holds a JSON {type(data).__name__}, not an object; it must be "
+                                 "{\"key\": value, ...} as transformers saves it: fix or regenerate it")
+        if name in ("tokenizer_config.json", "chat_template.json") and "chat_template" in data:
+            _check_template_value(data["chat_template"], where)
+        if name == "chat_template.json" and "chat_template" not in data:
+            raise TokenizerError(f"{where} : has no \"chat_template\" key; it must be {{\"chat_template\": \"...\"}} "
+                                 "as transformers saves it: fix it or remove the file")
+        if name == "generation_config.json" and data.get("eos_token_id") is not None:
+            eos = data["eos_token_id"]
+            ids = eos if isinstance(eos, list) else [eos]
+            if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+                raise TokenizerError(f"{where} : eos_token_id={eos!r} is not a token id; it must be a non-negative "
+                                     "integer or a list of them (e.g. [151645, 151643]): fix generation_config.json")
+    jinja = model_dir / "chat_template.jinja"
+    if jinja.is_file():
+        try:
+            jinja.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TokenizerError(f"file='{jinja}' : not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                                 f"{exc.start}); save the chat template as UTF-8") from None
+        except OSError as exc:
+            raise TokenizerError(f"file='{jinja}' : unreadable ({exc}); check permissions") from None
+
+
+def _check_template_value(value: Any, where: str) -> None:
+    if value is None or isinstance(value, str):  # null: no template
+        return
+    if isinstance(value, list) and value and all(
+            isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("template"), str) for t in value):
+        return
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise TokenizerError(f"{where} : chat_template={shown} (type={type(value).__name__}) is not a chat template; it "
+                         "must be a Jinja template string or a list of {\"name\": ..., \"template\": ...} objects")
 
 
 def read_chat_template(model_dir: str | Path) -> str | None:
@@ -492,6 +539,7 @@ def read_chat_template(model_dir: str | Path) -> str | None:
 def read_chat_templates(model_dir: str | Path) -> dict[str, str]:
     """Every named chat template of a model dir without loading its tokenizer ({} when it has none)."""
     path = Path(model_dir)
+    check_config_files(path)
     return _chat_templates(path, _read_json(path / "tokenizer_config.json", required=False) or {})
 
 

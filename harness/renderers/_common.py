@@ -29,10 +29,24 @@ def read_template_file(path: Path, what: str) -> str:
     """Read a template file or raise an InputError that names it and the remedy."""
     if not path.is_file():
         raise InputError(f"{what}={str(path)!r}: no such file; pass the path of a .jinja chat template")
+    check_file_size(path, what)
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{what}={str(path)!r}: cannot read it as UTF-8 text ({exc}); pass a .jinja text file") from None
+
+
+def check_file_size(path: Path, what: str) -> None:
+    """Refuse a template-like input file past :data:`harness.limits.MAX_TEMPLATE_CHARS` bytes before reading it."""
+    from harness.limits import MAX_TEMPLATE_CHARS, mib
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # reading it will report the problem
+    if size > MAX_TEMPLATE_CHARS:
+        raise InputError(f"{what}={str(path)!r}: the file is {size:,} bytes, over the {mib(MAX_TEMPLATE_CHARS)} cap on "
+                         "template files (real chat templates are < 50 KB); pass the template itself")
 
 
 def sha256_text(text: str) -> str:

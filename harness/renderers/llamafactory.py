@@ -94,6 +94,12 @@ def _options(spec: str, raw: dict[str, Any]) -> dict[str, Any]:
                         "AutoTokenizer's) or 'hf' (every slot through the transformers tokenizer)")
     if out.get("default_system") is not None:
         out["default_system"] = str(out["default_system"])
+    if out.get("tool_format") is not None:
+        from llamafactory.data.tool_utils import TOOLS
+
+        if out["tool_format"] not in TOOLS:
+            raise SpecError(f"spec={spec!r}: tool_format={out['tool_format']!r} is not a LLaMA-Factory tool format; "
+                            f"use one of {', '.join(TOOLS)}")
     if out.get("mask_history") and out.get("train_on_prompt"):
         raise SpecError(f"spec={spec!r}: mask_history and train_on_prompt together are refused by LLaMA-Factory "
                         "(`mask_history` is incompatible with `train_on_prompt`); drop one")
@@ -107,14 +113,24 @@ def read_yaml(path: Path, spec: str) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"spec={spec!r}: {str(path)!r}: no such file; pass the LLaMA-Factory training config "
                          "(e.g. examples/train_lora/qwen2_5_lora_sft.yaml) or a template name like llamafactory:qwen")
+    if path.stat().st_size > 1 << 20:
+        raise InputError(f"spec={spec!r}: {str(path)!r} is {path.stat().st_size:,} bytes; a LLaMA-Factory train.yaml "
+                         "is a few lines of `key: value` (limit 1 MiB): pass the training config itself")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"spec={spec!r}: {str(path)!r} is not valid YAML ({str(exc).splitlines()[0]}); fix the file "
+    except (yaml.YAMLError, UnicodeDecodeError, OSError, RecursionError) as exc:
+        raise InputError(f"spec={spec!r}: {str(path)!r} is not valid YAML ({(str(exc).splitlines() or [type(exc).__name__])[0]}); fix the file "
                          "(LLaMA-Factory reads it with the same parser)") from None
     if not isinstance(data, dict):
         raise InputError(f"spec={spec!r}: {str(path)!r} holds {type(data).__name__}, not a mapping of training "
                          "arguments; a train.yaml is `key: value` lines (template: qwen, cutoff_len: 2048, ...)")
+    from harness.options import LLAMAFACTORY, Option, check_value
+
+    table = {"template": Option("a LLaMA-Factory template name, e.g. qwen", lambda v: isinstance(v, str) and bool(v)),
+             **LLAMAFACTORY}
+    for key in YAML_KEYS:
+        if data.get(key) is not None:
+            check_value(f"spec={spec!r}: {str(path)!r}", key, data[key], table)
     return data
 
 
@@ -149,13 +165,11 @@ class LlamaFactoryRenderer:
     encode_mode = "segments"  # slot-wise: the segments check applies
 
     def __init__(self, spec: str, tokenizer: "Tokenizer", arg: str, options: dict[str, Any]) -> None:
+        self.yaml_path: Path | None = Path(arg).expanduser() if is_yaml(arg) else None
+        self.yaml: dict[str, Any] = read_yaml(self.yaml_path, spec) if self.yaml_path else {}  # before the slow import
         lf = import_llamafactory()
         self.spec, self.tokenizer, self._lf = spec, tokenizer, lf
-        self.yaml_path: Path | None = None
-        self.yaml: dict[str, Any] = {}
-        if is_yaml(arg):
-            self.yaml_path = Path(arg).expanduser()
-            self.yaml = read_yaml(self.yaml_path, spec)
+        if self.yaml_path is not None:
             raw = {k: self.yaml[k] for k in YAML_KEYS if self.yaml.get(k) is not None}
             name = raw.pop("template", None)
             raw.setdefault("cutoff_len", 2048)

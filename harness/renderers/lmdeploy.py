@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import InputError
-from harness.renderers._common import locate_spans, sha256_text
+from harness.limits import DEFAULT_MAX_OUTPUT, Limits
+from harness.renderers._common import check_file_size, locate_spans, sha256_text
 from harness.renderers.base import Encoded
 
 if TYPE_CHECKING:
@@ -97,12 +98,16 @@ def load_template(path: str | Path) -> LMDeployTemplate:
     if not p.is_file():
         raise InputError(f"{what}: no such file; pass the chat_template.json given to `lmdeploy serve "
                          "--chat-template`, e.g. lmdeploy:fixtures/lmdeploy/qwen2.5.chat_template.json")
+    check_file_size(p, "lmdeploy chat template")
     try:
         source = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{what}: cannot read it as UTF-8 text ({exc}); save it as a UTF-8 JSON file") from None
     try:
         data = json.loads(source)
+    except RecursionError:
+        raise InputError(f"{what}: the JSON nests deeper than Python's recursion limit; write one flat object of "
+                         "ChatTemplateConfig fields") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; fix the file "
                          "(one JSON object of ChatTemplateConfig fields; escape newlines inside strings as \\n, no "
@@ -211,7 +216,13 @@ class LMDeployRenderer:
         return self._stop_ids
 
     def render_text(self, conv: "Conversation", *, add_generation_prompt: bool = True) -> str:
-        return self.template.messages2prompt(lmdeploy_messages(conv), add_generation_prompt=add_generation_prompt)
+        text = self.template.messages2prompt(lmdeploy_messages(conv), add_generation_prompt=add_generation_prompt)
+        if len(text) > DEFAULT_MAX_OUTPUT:  # huge fields: refuse before tokenising, as for every engine
+            from harness.errors import TemplateError
+            from harness.sandbox import output_message
+
+            raise TemplateError(output_message(self.template.origin, len(text), Limits()))
+        return text
 
     def _collapse(self, ids: list[int]) -> list[int]:
         bos = self.tokenizer.hf.bos_token_id

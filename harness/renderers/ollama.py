@@ -47,8 +47,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.errors import InputError, RenderRejected, TemplateError
+from harness.limits import DEFAULT_TIMEOUT, Limits, mib
 from harness.modelfile import Modelfile
 from harness.renderers._common import locate_spans, sha256_text
+from harness.renderers._process import LineProcess, ProcessDied
 from harness.renderers.base import Encoded
 
 if TYPE_CHECKING:
@@ -56,7 +58,6 @@ if TYPE_CHECKING:
     from harness.tokenizers import Tokenizer
 
 GO_DIR = Path(__file__).resolve().parent / "go"
-DEFAULT_TIMEOUT = 10.0
 
 #: Token texts llama.cpp treats as end of generation whatever the GGUF says (llama-vocab.cpp's EOG/EOT lists).
 LLAMA_CPP_EOG_TEXTS = (
@@ -152,78 +153,31 @@ def _build(go: str, root: Path, target_dir: Path, binary: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-class _Watchdog:
-    """One thread that kills a renderer process whose exchange runs past its deadline (cheaper than a
-    timer thread per request)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._armed: dict[int, tuple[float, subprocess.Popen]] = {}
-        self._fired: set[int] = set()
-        self._next = 0
-        self._thread: threading.Thread | None = None
-
-    def arm(self, proc: subprocess.Popen, timeout: float) -> int:
-        import time
-
-        with self._cond:
-            self._next += 1
-            self._armed[self._next] = (time.monotonic() + timeout, proc)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="ollama-render-watchdog", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-            return self._next
-
-    def disarm(self, token: int) -> None:
-        with self._cond:
-            self._armed.pop(token, None)
-            self._fired.discard(token)
-
-    def fired(self, token: int) -> bool:
-        with self._cond:
-            return token in self._fired
-
-    def _run(self) -> None:
-        import time
-
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                for token, (deadline, proc) in list(self._armed.items()):
-                    if deadline <= now:
-                        del self._armed[token]
-                        self._fired.add(token)
-                        try:
-                            proc.kill()
-                        except OSError:
-                            pass
-                wait = min((d for d, _ in self._armed.values()), default=now + 60) - now
-                self._cond.wait(timeout=max(wait, 0.01))
-
-
-_WATCHDOG = _Watchdog()
-
-
 class _GoTemplate:
-    """One running renderer process for one template; requests are JSON lines answered in order."""
+    """One running renderer process for one template; requests are JSON lines answered in order.
 
-    def __init__(self, source: str, origin: str, line_offset: int, timeout: float) -> None:
-        self.source, self.origin, self.line_offset, self.timeout = source, origin, line_offset, timeout
+    Limits: each exchange (one prompt, or a batch of up to 512) gets ``limits.timeout`` seconds (a watchdog
+    kills the process); the process's address space is capped at its start size + ``limits.max_memory``; the
+    Go program stops a rendering past ``limits.max_output`` bytes and reports text/template's recursion cap."""
+
+    def __init__(self, source: str, origin: str, line_offset: int, limits: Limits) -> None:
+        self.source, self.origin, self.line_offset, self.limits = source, origin, line_offset, limits
+        self.timeout = limits.timeout
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen | None = None
+        self._io: LineProcess | None = None
         self.vars: tuple[str, ...] = ()
         self.thinking = False
         self._start()
 
     def _start(self) -> None:
-        self._proc = subprocess.Popen([render_binary()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, bufsize=1 << 16)
-        head = self._exchange([json.dumps({"template": self.source})])[0]
+        self._io = LineProcess([render_binary()], self.limits)
+        head = self._exchange([json.dumps({"template": self.source, "max_output": self.limits.max_output,
+                                           "max_memory": self.limits.max_memory})])[0]
         if "error" in head:
             self.close()
             raise TemplateError(f"{self.origin}: TEMPLATE does not parse as a Go template: "
                                 f"{self._where(head['error'])}; fix the template (Go text/template syntax)")
+        self._io.cap()
         self.vars = tuple(head.get("vars") or ())
         self.thinking = bool(head.get("thinking"))
 
@@ -238,71 +192,59 @@ class _GoTemplate:
         return message
 
     def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            try:
-                proc.kill()
-                proc.wait(timeout=5)
-            except Exception:  # noqa: BLE001 - best effort
-                pass
+        io, self._io = self._io, None
+        if io is not None:
+            io.close()
 
     def _exchange(self, lines: Sequence[str]) -> list[dict[str, Any]]:
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
-        deadline = _WATCHDOG.arm(proc, self.timeout)
+        assert self._io is not None
         try:
-            payload = ("\n".join(lines) + "\n").encode("utf-8")
-            if len(lines) == 1:
-                proc.stdin.write(payload)
-                proc.stdin.flush()
-            else:  # a big batch: write from a thread so neither pipe can fill up and block both sides
-                writer = threading.Thread(target=self._write, args=(proc, payload), daemon=True)
-                writer.start()
-            out = []
-            for _ in lines:
-                raw = proc.stdout.readline()
-                if not raw:
-                    raise EOFError
-                out.append(json.loads(raw))
-            return out
-        except (EOFError, BrokenPipeError, OSError):
-            killed = _WATCHDOG.fired(deadline)
-            self.close()
-            if killed:
+            return self._io.exchange(lines)
+        except ProcessDied as died:
+            self._io = None
+            if died.killed:
                 raise TemplateError(f"{self.origin}: rendering {len(lines)} prompt(s) ran past {self.timeout:g} s "
                                     "(a template that loops?); simplify the TEMPLATE or raise timeout=") from None
-            raise TemplateError(f"{self.origin}: the Go template renderer stopped unexpectedly") from None
-        finally:
-            _WATCHDOG.disarm(deadline)
-
-    @staticmethod
-    def _write(proc: subprocess.Popen, payload: bytes) -> None:
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(payload)
-            proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
+            if died.out_of_memory:
+                raise TemplateError(f"{self.origin}: rendering needed more than the {mib(self.limits.max_memory)} "
+                                    "memory cap (a TEMPLATE that builds huge strings?); fix the TEMPLATE, or raise "
+                                    "the cap with max_memory=MIB in the spec") from None
+            first = died.stderr.strip().splitlines()[0][:200] if died.stderr.strip() else ""
+            raise TemplateError(f"{self.origin}: the Go template renderer stopped unexpectedly"
+                                + (f" ({first})" if first else "")) from None
 
     def render(self, requests: Sequence[dict[str, Any]]) -> list[str | RenderRejected]:
+        """Texts (or rejections: an execution error Ollama would return for that request); TemplateError when
+        the template passes a limit (output size, recursion depth), which it does for any request."""
         lines = [json.dumps(r, ensure_ascii=False) for r in requests]
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
+            if self._io is None or not self._io.alive:
                 self._start()
             replies = self._exchange(lines)
+        for r in replies:
+            if r.get("limit") == "output":
+                raise TemplateError(f"{self.origin}: a rendered prompt passed the {mib(self.limits.max_output)} cap "
+                                    "on rendered size (checked before tokenising; no model's context is that long); "
+                                    "fix the TEMPLATE, or raise the cap with max_output=CHARS in the spec")
+            if r.get("limit") == "recursion":
+                raise TemplateError(f"{self.origin}: the TEMPLATE recurses without end ({r.get('error')}); "
+                                    "fix its {{ template }} calls")
         return [r["text"] if "text" in r else RenderRejected("deploy", f"Go template error: {r.get('error')}")
                 for r in replies]
 
 
-_PROCESSES: dict[tuple[str, str, float], _GoTemplate] = {}
+_PROCESSES: dict[tuple[str, str, Limits], _GoTemplate] = {}
+if hasattr(os, "register_at_fork"):  # a forked child starts its own processes (the pipes are the parent's)
+    os.register_at_fork(after_in_child=_PROCESSES.clear)
 
 
-def go_template(source: str, origin: str, line_offset: int = 0, timeout: float = DEFAULT_TIMEOUT) -> _GoTemplate:
+def go_template(source: str, origin: str, line_offset: int = 0, limits: Limits | None = None) -> _GoTemplate:
     """A (shared) running renderer for ``source``."""
-    key = (source, origin, timeout)
+    limits = limits if limits is not None else Limits()
+    key = (source, origin, limits)
     proc = _PROCESSES.get(key)
     if proc is None:
-        proc = _PROCESSES[key] = _GoTemplate(source, origin, line_offset, timeout)
+        proc = _PROCESSES[key] = _GoTemplate(source, origin, line_offset, limits)
     return proc
 
 
@@ -347,7 +289,7 @@ class OllamaRenderer:
     think: Any = "auto"
     eog: str = "llama.cpp"
     add_bos: bool | None = None
-    timeout: float = DEFAULT_TIMEOUT
+    limits: Limits = field(default_factory=Limits)
     side = "deploy"
     _go: _GoTemplate = field(init=False, repr=False)
 
@@ -358,7 +300,7 @@ class OllamaRenderer:
         if self.eog not in ("llama.cpp", "off"):
             raise InputError(f"spec={self.spec!r}: eog={self.eog!r} must be 'llama.cpp' or 'off'")
         self._go = go_template(self.modelfile.template, f"Modelfile={self.modelfile.path!r}",
-                               self.modelfile.template_line, self.timeout)
+                               self.modelfile.template_line, self.limits)
         if self.add_bos is None:
             self.add_bos = bool(self.tokenizer.adds_bos)
 

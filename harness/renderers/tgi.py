@@ -34,17 +34,22 @@ generation prompt, which TGI itself never does.
 from __future__ import annotations
 
 import json
+import os
+import sys
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import minijinja
+import minijinja  # noqa: F401 - imported here so a missing package is an InputError when the spec is built
 
 from harness.errors import InputError, RenderRejected, TemplateError
+from harness.limits import MAX_TEMPLATE_CHARS, Limits, mib
 from harness.renderers._common import locate_spans, read_template_file, sha256_text, text_stop_ids
+from harness.renderers._process import LineProcess, ProcessDied
 from harness.renderers.base import Encoded
-from harness.sandbox import PINNED_NOW
+from harness.sandbox import PINNED_NOW, output_message
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
@@ -65,18 +70,6 @@ _EXTRA_GLOBALS = ("now", "lipsum", "randrange", "cycler", "joiner")
 DEFAULT_FUEL = 5_000_000
 
 
-class _Raised(Exception):
-    """``raise_exception(...)`` in a template."""
-
-
-def _raise_exception(message: Any) -> None:
-    raise _Raised(str(message))
-
-
-def _strftime_now(fmt: str) -> str:
-    return PINNED_NOW.strftime(fmt)
-
-
 def tgi_source(source: str) -> str:
     """The template text TGI compiles (its three string rewrites)."""
     out = source.replace("messages[0]['content'][0]['text']", "messages[0]['content']")
@@ -86,56 +79,94 @@ def tgi_source(source: str) -> str:
 
 @dataclass(frozen=True)
 class TGITemplate:
-    """A compiled TGI chat template. ``origin`` names where it came from, for error messages."""
+    """A compiled TGI chat template. ``origin`` names where it came from, for error messages.
+
+    minijinja runs in a worker process (``_minijinja_worker.py``): in the harness process a Rust allocation
+    failure would abort everything, and one instruction can run for seconds whatever the fuel. Each render
+    gets ``limits.timeout`` seconds, ``limits.max_output`` characters and ``limits.max_memory`` bytes."""
 
     source: str
     origin: str
     fuel: int = DEFAULT_FUEL
     jinja2_whitespace: bool = False  # trim_blocks + lstrip_blocks as HF sets them: a counterfactual, never TGI
-    env: Any = field(init=False, repr=False, compare=False)
+    limits: Limits = field(default_factory=Limits)
     uses_tools: bool = field(init=False)
+    _worker: list = field(init=False, repr=False, compare=False)  # [LineProcess | None, pid, lock]
 
     def __post_init__(self) -> None:
-        env = minijinja.Environment()
-        env.fuel = self.fuel
-        env.trim_blocks = env.lstrip_blocks = self.jinja2_whitespace
-        for name in _EXTRA_FILTERS:
-            env.remove_filter(name)
-        for name in _EXTRA_GLOBALS:
-            env.remove_global(name)
-        env.add_function("raise_exception", _raise_exception)
-        env.add_function("strftime_now", _strftime_now)
-        mutated = tgi_source(self.source)
-        try:
-            env.add_template("chat_template", mutated)
-            uses_tools = "tools" in env.undeclared_variables_in_str(mutated, nested=True)
-        except minijinja.TemplateError as exc:
+        if len(self.source) > MAX_TEMPLATE_CHARS:
+            raise TemplateError(f"template={self.origin!r}: the template is {len(self.source):,} characters, over the "
+                                f"{mib(MAX_TEMPLATE_CHARS)} cap on template size (real chat templates are < 50 KB)")
+        object.__setattr__(self, "_worker", [None, 0, threading.Lock()])
+        head = self._start()
+        object.__setattr__(self, "uses_tools", bool(head.get("uses_tools")))
+
+    def _start(self) -> dict[str, Any]:
+        io = LineProcess([sys.executable, "-I", str(Path(__file__).with_name("_minijinja_worker.py"))], self.limits)
+        self._worker[:2] = [io, os.getpid()]
+        head = self._exchange("compiling", json.dumps({
+            "source": tgi_source(self.source), "fuel": self.fuel, "whitespace": self.jinja2_whitespace,
+            "now": PINNED_NOW.isoformat(), "max_output": self.limits.max_output, "max_memory": self.limits.max_memory,
+            "remove_filters": list(_EXTRA_FILTERS), "remove_globals": list(_EXTRA_GLOBALS)}))
+        if "error" in head:
+            io.close()
+            self._worker[0] = None
+            err = head["error"]
             raise TemplateError(
-                f"template={self.origin!r}: minijinja syntax error at line {exc.line}: {exc.message}; TGI would fail "
-                "to start with it. Fix the template (it must compile with minijinja, not only jinja2)") from None
-        object.__setattr__(self, "env", env)
-        object.__setattr__(self, "uses_tools", uses_tools)
+                f"template={self.origin!r}: minijinja syntax error at line {err.get('line')}: {err.get('message')}; "
+                "TGI would fail to start with it. Fix the template (it must compile with minijinja, not only jinja2)")
+        return head  # the worker capped its own address space before compiling
+
+    def _exchange(self, what: str, line: str) -> dict[str, Any]:
+        io = self._worker[0]
+        try:
+            return io.exchange([line])[0]
+        except ProcessDied as died:
+            self._worker[0] = None
+            if died.killed:
+                raise TemplateError(
+                    f"template={self.origin!r}: {what} ran past the {self.limits.timeout:g} s limit (an endless or "
+                    "huge loop, or one huge operation?); fix the template, or raise the limit with timeout=SECONDS in "
+                    "the spec") from None
+            if died.out_of_memory:
+                raise TemplateError(
+                    f"template={self.origin!r}: {what} needed more than the {mib(self.limits.max_memory)} memory "
+                    "cap (a template that builds huge strings or lists?); fix the template, or raise the cap with "
+                    "max_memory=MIB in the spec") from None
+            first = died.stderr.strip().splitlines()[-1][:200] if died.stderr.strip() else f"exit {died.returncode}"
+            raise TemplateError(f"template={self.origin!r}: the minijinja worker stopped unexpectedly ({first})"
+                                ) from None
 
     def render(self, side: str, **context: Any) -> str:
-        try:
-            return self.env.render_template("chat_template", **context)
-        except _Raised as exc:
-            raise RenderRejected(side, f"raise_exception: {exc}") from None
-        except minijinja.TemplateError as exc:
-            if exc.kind == "OutOfFuel":
-                raise TemplateError(
-                    f"template={self.origin!r}: rendering ran out of fuel ({self.fuel} instructions: an endless or "
-                    "huge loop?); fix the template's loops, or raise the limit with fuel=N in the spec") from None
-            raise RenderRejected(side, f"minijinja {exc.kind}: {exc.message}") from None
-        except RecursionError:
-            raise TemplateError(f"template={self.origin!r}: infinite recursion while rendering; fix its macros"
-                                ) from None
+        line = json.dumps({"context": context}, ensure_ascii=False)
+        with self._worker[2]:
+            if self._worker[0] is None or self._worker[1] != os.getpid() or not self._worker[0].alive:
+                self._start()
+            reply = self._exchange("rendering", line)
+        if "text" in reply:
+            return reply["text"]
+        err = reply["error"]
+        kind = err["kind"]
+        if kind == "raised":
+            raise RenderRejected(side, f"raise_exception: {err['message']}")
+        if kind == "fuel":
+            raise TemplateError(
+                f"template={self.origin!r}: rendering ran out of fuel ({self.fuel} instructions: an endless or "
+                "huge loop?); fix the template's loops, or raise the limit with fuel=N in the spec")
+        if kind == "output":
+            raise TemplateError(output_message(self.origin, int(err["message"].split()[0]), self.limits))
+        if kind == "recursion":
+            raise TemplateError(f"template={self.origin!r}: infinite recursion while rendering; fix its macros")
+        if kind == "memory":
+            raise TemplateError(f"template={self.origin!r}: rendering needed more than the "
+                                f"{mib(self.limits.max_memory)} memory cap; fix the template")
+        raise RenderRejected(side, f"minijinja {err.get('mj_kind')}: {err['message']}")
 
 
 @lru_cache(maxsize=32)
-def compile_template(source: str, origin: str, fuel: int = DEFAULT_FUEL, jinja2_whitespace: bool = False
-                     ) -> TGITemplate:
-    return TGITemplate(source, origin, fuel, jinja2_whitespace)
+def compile_template(source: str, origin: str, fuel: int = DEFAULT_FUEL, jinja2_whitespace: bool = False,
+                     limits: Limits | None = None) -> TGITemplate:
+    return TGITemplate(source, origin, fuel, jinja2_whitespace, limits if limits is not None else Limits())
 
 
 def _token_text(value: Any) -> str | None:

@@ -1,5 +1,5 @@
-"""The JSON report (DESIGN.md contract). Same run, same seed → byte-identical file: no timestamps,
-sorted keys, paths as given."""
+"""The JSON report. Same run, same seed → byte-identical file: no timestamps, sorted keys, paths as given.
+The CLI adds ``harness.inputs`` (what was checked, with sha256s) and ``harness.exit_status``."""
 
 from __future__ import annotations
 
@@ -66,6 +66,11 @@ def build_report(targets: Sequence[TargetResult], *, version: str, seed: int, ex
             "targets": [_target(t, piece) for t in targets]}
 
 
+def report_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def write_json(report: dict[str, Any], path: Path) -> Path:
-    path.write_text(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    from harness.report import write_atomic
+
+    return write_atomic(path, report_json(report))

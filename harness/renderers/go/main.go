@@ -1,10 +1,13 @@
 // Command ollamarender renders chat prompts with Go's text/template the way Ollama's server does for a
 // Modelfile TEMPLATE, so the harness compares real Go template output (not a Python imitation).
 //
-// Protocol (JSON lines on stdin/stdout): the first line is {"template": "..."}; the answer is
-// {"ok": true, "vars": [...], "thinking": bool} or {"error": "..."} (then the program exits). Every
-// later line is one request {"messages": [...], "tools": [...], "think": null|bool|string} answered by
-// {"text": "..."} or {"error": "..."}, in order.
+// Protocol (JSON lines on stdin/stdout): the first line is {"template": "...", "max_output": N,
+// "max_memory": N}; the answer is {"ok": true, "vars": [...], "thinking": bool} or {"error": "..."} (then
+// the program exits). Every later line is one request {"messages": [...], "tools": [...], "think":
+// null|bool|string} answered by {"text": "..."} or {"error": "...", "limit": ""|"output"|"recursion"}, in
+// order. Limits (the harness's, not Ollama's): a rendering longer than max_output bytes stops with
+// limit "output"; more than 1,000 nested {{template}} calls gives limit "recursion";
+// max_memory is the Go runtime's soft memory limit (the harness also caps the process's address space).
 //
 // Reproduced behaviour (Ollama's template package, server/prompt.go and api types, re-implemented here
 // from their documented behaviour; standard library only):
@@ -26,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"text/template"
@@ -316,8 +320,43 @@ type reply struct {
 	OK       bool     `json:"ok,omitempty"`
 	Text     *string  `json:"text,omitempty"`
 	Error    string   `json:"error,omitempty"`
+	Limit    string   `json:"limit,omitempty"`
 	Vars     []string `json:"vars,omitempty"`
 	Thinking bool     `json:"thinking,omitempty"`
+}
+
+// ---------- limits ----------
+
+// errOutputCap stops an execution whose output passed maxOutput bytes (text/template returns it from Execute).
+var errOutputCap = errors.New("rendered output passed the size cap")
+
+// cappedBuffer is a bytes.Buffer that refuses to grow past max bytes.
+type cappedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if b.max > 0 && b.Len()+len(p) > b.max {
+		return 0, errOutputCap
+	}
+	return b.Buffer.Write(p)
+}
+
+func (b *cappedBuffer) WriteString(s string) (int, error) {
+	return b.Write([]byte(s))
+}
+
+// limitOf names the harness limit an execution error hit ("" for an ordinary template error).
+func limitOf(err error) string {
+	switch {
+	case errors.Is(err, errOutputCap):
+		return "output"
+	case strings.Contains(err.Error(), "the harness's recursion cap"),
+		strings.Contains(err.Error(), "exceeded maximum template depth"):
+		return "recursion"
+	}
+	return ""
 }
 
 // ---------- template parsing ----------
@@ -600,13 +639,79 @@ func cutAfterResponse(root *parse.ListNode) *parse.ListNode {
 // ---------- rendering ----------
 
 type renderer struct {
-	tmpl     *template.Template
-	vars     []string
-	thinking bool
+	tmpl      *template.Template
+	root      *parse.ListNode // the main tree as parsed (the legacy path cuts it), without the depth actions
+	vars      []string
+	thinking  bool
+	maxOutput int
+}
+
+// ---------- recursion cap ----------
+
+// maxTemplateDepth caps nested {{template}} calls (text/template's own cap, 100,000, takes over 100 MB).
+const maxTemplateDepth = 1000
+
+var templateDepth int
+
+var depthFuncs = template.FuncMap{
+	"harnessDepthEnter": func() (string, error) {
+		templateDepth++
+		if templateDepth > maxTemplateDepth {
+			return "", fmt.Errorf("more than %d nested {{template}} calls (the harness's recursion cap)", maxTemplateDepth)
+		}
+		return "", nil
+	},
+	"harnessDepthLeave": func() string {
+		templateDepth--
+		return ""
+	},
+}
+
+// capRecursion puts {{harnessDepthEnter}} before and {{harnessDepthLeave}} after every {{template}} call of
+// every template of t (they print nothing); the output is unchanged.
+func capRecursion(t *template.Template) error {
+	helper, err := template.New("recursion cap").Funcs(depthFuncs).Parse("{{harnessDepthEnter}}{{harnessDepthLeave}}")
+	if err != nil {
+		return err
+	}
+	enter, leave := helper.Tree.Root.Nodes[0], helper.Tree.Root.Nodes[1]
+	seen := map[*parse.ListNode]bool{}
+	var wrap func(list *parse.ListNode)
+	wrap = func(list *parse.ListNode) {
+		if list == nil || seen[list] {
+			return
+		}
+		seen[list] = true
+		var nodes []parse.Node
+		for _, n := range list.Nodes {
+			switch x := n.(type) {
+			case *parse.TemplateNode:
+				nodes = append(nodes, enter, x, leave)
+				continue
+			case *parse.IfNode:
+				wrap(x.List)
+				wrap(x.ElseList)
+			case *parse.RangeNode:
+				wrap(x.List)
+				wrap(x.ElseList)
+			case *parse.WithNode:
+				wrap(x.List)
+				wrap(x.ElseList)
+			}
+			nodes = append(nodes, n)
+		}
+		list.Nodes = nodes
+	}
+	for _, tt := range append(t.Templates(), t) {
+		if tt.Tree != nil {
+			wrap(tt.Tree.Root)
+		}
+	}
+	return nil
 }
 
 func newRenderer(src string) (*renderer, error) {
-	t, err := template.New("").Option("missingkey=zero").Funcs(funcs).Parse(src)
+	t, err := template.New("").Option("missingkey=zero").Funcs(funcs).Funcs(depthFuncs).Parse(src)
 	if err != nil {
 		return nil, err
 	}
@@ -620,7 +725,11 @@ func newRenderer(src string) (*renderer, error) {
 			return nil, err
 		}
 	}
-	return &renderer{tmpl: t, vars: vars, thinking: thinkingCapable(t)}, nil
+	r := &renderer{tmpl: t, root: t.Tree.Root.Copy().(*parse.ListNode), vars: vars, thinking: thinkingCapable(t)}
+	if err := capRecursion(t); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func collate(msgs []inMessage) (string, []*inMessage) {
@@ -694,7 +803,7 @@ func thinkValues(v any) (bool, string, bool) {
 func (r *renderer) render(req *request) (string, error) {
 	think, level, isSet := thinkValues(req.Think)
 	system, msgs := collate(req.Messages)
-	var b bytes.Buffer
+	b := cappedBuffer{max: r.maxOutput}
 	if contains(r.vars, "messages") {
 		tm, err := templateMessages(msgs)
 		if err != nil {
@@ -738,7 +847,7 @@ func (r *renderer) render(req *request) (string, error) {
 			response = m.Content
 		}
 	}
-	tree := &parse.Tree{Root: cutAfterResponse(r.tmpl.Root)}
+	tree := &parse.Tree{Root: cutAfterResponse(r.root)}
 	// Ollama runs the cut tree in a fresh template: no custom functions, default missingkey
 	last, err := template.New("").AddParseTree("", tree)
 	if err != nil {
@@ -751,6 +860,7 @@ func (r *renderer) render(req *request) (string, error) {
 }
 
 func (r *renderer) safeRender(req *request) (text string, err error) {
+	templateDepth = 0
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("template panicked: %v", p)
@@ -780,12 +890,17 @@ func main() {
 		return
 	}
 	var head struct {
-		Template string `json:"template"`
+		Template  string `json:"template"`
+		MaxOutput int    `json:"max_output"`
+		MaxMemory int64  `json:"max_memory"`
 	}
 	if err := json.Unmarshal(first, &head); err != nil {
 		send(reply{Error: "bad first line: " + err.Error()})
 		out.Flush()
 		return
+	}
+	if head.MaxMemory > 0 {
+		debug.SetMemoryLimit(head.MaxMemory)
 	}
 	r, err := newRenderer(head.Template)
 	if err != nil {
@@ -793,6 +908,7 @@ func main() {
 		out.Flush()
 		return
 	}
+	r.maxOutput = head.MaxOutput
 	send(reply{OK: true, Vars: r.vars, Thinking: r.thinking})
 	out.Flush()
 
@@ -805,7 +921,7 @@ func main() {
 		if err := json.Unmarshal(line, &req); err != nil {
 			send(reply{Error: "bad request: " + err.Error()})
 		} else if text, err := r.safeRender(&req); err != nil {
-			send(reply{Error: err.Error()})
+			send(reply{Error: err.Error(), Limit: limitOf(err)})
 		} else {
 			send(reply{Text: &text})
 		}

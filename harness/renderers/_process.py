@@ -1,0 +1,150 @@
+"""Renderer processes spoken to in JSON lines (the Go renderer for ``ollama:``, the minijinja worker for ``tgi:``),
+each exchange under a deadline and each process under an address-space cap (:mod:`harness.limits`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from typing import IO, Any, Sequence
+
+from harness.limits import Limits, cap_child
+
+
+class Watchdog:
+    """One thread that kills a process whose exchange runs past its deadline (cheaper than a timer thread per
+    request). Reset in a forked child, which inherits neither the thread nor the parent's processes."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: dict[int, tuple[float, subprocess.Popen]] = {}
+        self._fired: set[int] = set()
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, proc: subprocess.Popen, timeout: float) -> int:
+        with self._cond:
+            self._next += 1
+            self._armed[self._next] = (time.monotonic() + timeout, proc)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="render-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return self._next
+
+    def disarm(self, token: int) -> None:
+        with self._cond:
+            self._armed.pop(token, None)
+            self._fired.discard(token)
+
+    def fired(self, token: int) -> bool:
+        with self._cond:
+            return token in self._fired
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, proc) in list(self._armed.items()):
+                    if deadline <= now:
+                        del self._armed[token]
+                        self._fired.add(token)
+                        try:
+                            proc.kill()
+                        except OSError:
+                            pass
+                wait = min((d for d, _ in self._armed.values()), default=now + 60) - now
+                self._cond.wait(timeout=max(wait, 0.01))
+
+
+WATCHDOG = Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=WATCHDOG._reset)
+
+
+class ProcessDied(Exception):
+    """The process ended during an exchange: ``killed`` by the watchdog (deadline), else with ``stderr``."""
+
+    def __init__(self, killed: bool, stderr: str, returncode: int | None) -> None:
+        super().__init__(stderr)
+        self.killed, self.stderr, self.returncode = killed, stderr, returncode
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Go's ``fatal error: runtime: out of memory``, Rust's ``memory allocation of N bytes failed``."""
+        text = self.stderr
+        keys = ("out of memory", "cannot allocate memory", "failed to reserve", "memory allocation of", "MemoryError")
+        return any(k in text for k in keys)
+
+
+class LineProcess:
+    """``argv`` running as a child; :meth:`exchange` sends JSON lines and reads one reply line per request.
+    Call :meth:`cap` once the process has answered its first line (its runtime is set up by then)."""
+
+    def __init__(self, argv: Sequence[str], limits: Limits) -> None:
+        self.limits = limits
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                     bufsize=1 << 16)
+
+    def cap(self) -> None:
+        """Cap the address space at its current size + ``limits.max_memory``."""
+        cap_child(self.proc.pid, self.limits.max_memory)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def exchange(self, lines: Sequence[str]) -> list[dict[str, Any]]:
+        """One reply per line, within ``limits.timeout`` seconds for the whole exchange; ProcessDied otherwise."""
+        proc = self.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        deadline = WATCHDOG.arm(proc, self.limits.timeout)
+        try:
+            payload = ("\n".join(lines) + "\n").encode("utf-8")
+            if len(lines) == 1:
+                proc.stdin.write(payload)
+                proc.stdin.flush()
+            else:  # a big batch: write from a thread so neither pipe can fill up and block both sides
+                threading.Thread(target=self._write, args=(payload,), daemon=True).start()
+            out = []
+            for _ in lines:
+                raw = proc.stdout.readline()
+                if not raw:
+                    raise EOFError
+                out.append(json.loads(raw))
+            return out
+        except (EOFError, BrokenPipeError, OSError, ValueError):
+            killed = WATCHDOG.fired(deadline)
+            self.close()
+            raise ProcessDied(killed, self.stderr_tail(), proc.returncode) from None
+        finally:
+            WATCHDOG.disarm(deadline)
+
+    def _write(self, payload: bytes) -> None:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(payload)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+    def stderr_tail(self) -> str:
+        try:
+            self._stderr.seek(0)
+            return self._stderr.read(8192).decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
+    def close(self) -> None:
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        except Exception:  # noqa: BLE001 - best effort
+            pass

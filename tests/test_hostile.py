@@ -1,0 +1,82 @@
+"""Hostile templates (escapes, loops, recursion, output, memory and compile-time bombs, deep nesting) on every
+engine: ``harness check`` exits 2 within 5 s, under 1.5 GiB peak RSS, with one message naming the limit.
+
+The corpus and its runner are ``benchmarks/hostile.py``; it runs here in a child process, which loads the
+tokenizer once and forks one grandchild per case (peak RSS measured there, renderer processes included)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.real_tokenizer
+
+_spec = importlib.util.spec_from_file_location("hostile_corpus", ROOT / "benchmarks" / "hostile.py")
+hostile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hostile)  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, dict]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "hostile.py"), "--json", "--jobs", "2"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return {r["case"]: r for r in rows}
+
+
+def test_corpus_is_big_enough_and_covers_every_engine():
+    assert len(hostile.CASES) >= 25
+    assert {kind for kind, _, _ in hostile.CASES.values()} == {"jinja", "hf", "ollama", "tgi"}
+
+
+@pytest.mark.parametrize("case", list(hostile.CASES), ids=list(hostile.CASES))
+def test_hostile_template_is_stopped(case, results):
+    r = results[case]
+    assert r["exit"] == 2, r
+    assert "Traceback" not in r["stderr"], r["stderr"]
+    assert r["error_lines"] == 1, r["stderr"]
+    assert r["seconds"] < hostile.MAX_SECONDS, r
+    assert r["rss_mib"] < hostile.MAX_RSS_MIB, r
+    assert r["says_limit"], f"{r['message']!r} should match {hostile.CASES[case][2]!r}"
+
+
+# --- what is *not* hostile: refusals that transformers and vLLM make per request are counted rejections
+
+#: The immutable-sandbox mutation HF and vLLM refuse: a tool prompt that collects required parameters with
+#: ``list.append`` (the pattern of Meta's llama-models tool prompts), here only on conversations with tools.
+APPENDING = ("{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + (m.content or '') + '<|im_end|>\\n' }}"
+             "{% endfor %}{% if tools %}{% set required = [] %}{% for t in tools %}"
+             "{% set _ = required.append(t.function.name) %}{% endfor %}{% endif %}"
+             "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+def test_mutation_refusal_is_a_counted_rejection_not_a_hostile_template(tmp_path):
+    from harness.sandbox import ChatTemplate
+    from harness.errors import RenderRejected
+    from tests.conftest import result_of, sweep
+
+    with pytest.raises(RenderRejected, match="refuses to mutate"):
+        ChatTemplate(APPENDING, "append.jinja").render("train", messages=[], tools=[{"function": {"name": "f"}}])
+    path = tmp_path / "append.jinja"
+    path.write_text(APPENDING)
+    target = sweep(f"jinja:{path}", "hf:.", n=60, tools="any")
+    assert target.verdict != "error"  # the run goes on: shapes with tools are refused, the others checked
+    prefix = result_of(target, "prompt-prefix")
+    assert 0 < prefix.rejected_train < 60 and prefix.examples_run > 0
+
+
+def test_unsafe_read_is_hostile_even_where_hf_would_print_nothing():
+    from harness.errors import TemplateError
+    from harness.sandbox import ChatTemplate
+
+    with pytest.raises(TemplateError, match="unsafe"):
+        ChatTemplate("{{ messages.__class__ }}", "evil.jinja").render("deploy", messages=[])
