@@ -149,7 +149,7 @@ def test_no_default_is_refused_as_transformers_refuses(dirs):
 
 @pytest.mark.parametrize("spec,expected", [
     ("hf:.,template=nope", r"template='nope' is not a chat template .* its templates are 'default', 'tool_use'"),
-    ("hf:.,template=true", r"template= names one of a model dir's chat templates"),
+    ("hf:.,template=true", r"template=true is not accepted; template takes the name of one of the model dir's"),
 ])
 def test_template_option_is_validated(dirs, spec, expected):
     with pytest.raises(SpecError, match=expected):
