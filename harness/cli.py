@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import HarnessError, InputError
-from harness.limits import MAX_EXAMPLES
+from harness.limits import MAX_DEPLOYS, MAX_EXAMPLES
 
 _STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skipped": "dim"}
 
@@ -133,6 +133,9 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     unknown = [c for c in checks or () if c not in CHECKS]
     if unknown:
         raise InputError(f"--checks={args.checks!r}: unknown check {unknown[0]!r}; use some of {', '.join(CHECKS)}")
+    if len(args.deploy) > MAX_DEPLOYS:
+        raise InputError(f"--deploy is given {len(args.deploy)} times; at most {MAX_DEPLOYS} deploy specs per run "
+                         "(each may start a renderer process): split the run")
     _writable_dir(args.report_dir)
     clear_reports(args.report_dir)  # from here on, a run that stops early leaves no report to mistake for its own
     tokenizer = load_model(model=args.model, model_dir=args.model_dir)

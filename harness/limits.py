@@ -14,7 +14,6 @@ zoo model's context window, and tokenising one takes seconds). Out-of-process en
 
 from __future__ import annotations
 
-import math
 import os
 import resource
 import signal
@@ -31,6 +30,8 @@ MAX_TIMEOUT = 3600.0
 MAX_TEMPLATE_CHARS = 1 << 20
 #: ``--examples`` above this is refused (1,000,000 conversations is already hours of work).
 MAX_EXAMPLES = 1_000_000
+#: ``--deploy`` given more often than this is refused (each one may start a renderer process).
+MAX_DEPLOYS = 64
 #: One value a template builds with ``*``/``**``/``%`` (string or list length, or int bits) may not exceed this.
 MAX_VALUE_ITEMS = DEFAULT_MAX_OUTPUT
 MAX_INT_BITS = 1 << 16
@@ -43,9 +44,6 @@ class Limits:
     timeout: float = DEFAULT_TIMEOUT
     max_output: int = DEFAULT_MAX_OUTPUT
     max_memory: int = DEFAULT_MAX_MEMORY
-
-    def describe(self) -> dict[str, Any]:
-        return {"timeout_s": self.timeout, "max_output_chars": self.max_output, "max_memory_mib": self.max_memory >> 20}
 
 
 class Timeout(BaseException):
@@ -155,6 +153,3 @@ def mib(n: int) -> str:
         return f"{n >> 10} KiB"
     return f"{n:,}"
 
-
-def finite_positive(value: float) -> bool:
-    return math.isfinite(value) and value > 0

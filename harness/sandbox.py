@@ -18,11 +18,10 @@ import json
 import math
 import re
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 import jinja2
 import jinja2.ext
@@ -198,13 +197,6 @@ class _LimitExceeded(SecurityError):
 #: Special-token variables ``apply_chat_template`` passes only when the tokenizer defines them.
 SPECIAL_TOKEN_VARIABLES = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
 _UNDEFINED_NAME = re.compile(r"^'(\w+)' is undefined$")
-
-
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Interrupt the block after ``seconds`` (SIGALRM; a no-op off the main thread or with seconds<=0)."""
-    with Guard(Limits(timeout=seconds, max_memory=0)):
-        yield
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ CASES: dict[str, tuple] = {
     "reasoning value": _case([*Q, *OK_TRAIN, *OK_DEPLOY, "--reasoning", "maybe"], "--reasoning"),
     "no --train": _case([*Q, *OK_DEPLOY], "--train"),
     "no --deploy": _case([*Q, *OK_TRAIN], "--deploy"),
+    "too many --deploy": _case([*Q, *OK_TRAIN, *OK_DEPLOY * 65], "at most 64 deploy specs"),
     "model and model-dir": _case([*Q, "--model-dir", "{tmp}", *OK_TRAIN, *OK_DEPLOY], "not allowed with"),
     "format comma only": _case([*Q, *OK_TRAIN, *OK_DEPLOY, "--format", ","], "names no format"),
     "format empty": _case([*Q, *OK_TRAIN, *OK_DEPLOY, "--format", ""], "names no format"),

@@ -38,6 +38,12 @@ class Watchdog:
             self._cond.notify()
             return self._next
 
+    def extend(self, token: int, timeout: float) -> None:
+        """Move an armed (not yet fired) deadline to ``timeout`` seconds from now."""
+        with self._cond:
+            if token in self._armed:
+                self._armed[token] = (time.monotonic() + timeout, self._armed[token][1])
+
     def disarm(self, token: int) -> None:
         with self._cond:
             self._armed.pop(token, None)
@@ -102,7 +108,7 @@ class LineProcess:
         return self.proc.poll() is None
 
     def exchange(self, lines: Sequence[str]) -> list[dict[str, Any]]:
-        """One reply per line, within ``limits.timeout`` seconds for the whole exchange; ProcessDied otherwise."""
+        """One reply per line, each within ``limits.timeout`` seconds of the one before; ProcessDied otherwise."""
         proc = self.proc
         assert proc.stdin is not None and proc.stdout is not None
         deadline = WATCHDOG.arm(proc, self.limits.timeout)
@@ -119,6 +125,8 @@ class LineProcess:
                 if not raw:
                     raise EOFError
                 out.append(json.loads(raw))
+                if len(lines) > 1:
+                    WATCHDOG.extend(deadline, self.limits.timeout)
             return out
         except (EOFError, BrokenPipeError, OSError, ValueError):
             killed = WATCHDOG.fired(deadline)
