@@ -185,7 +185,7 @@ def render(results: list[tuple[str, str, object]], examples: int, seed: int) -> 
         f"trains with `llamafactory:NAME` (LLaMA-Factory's real template code) and serves with `{DEPLOY}` (the zoo "
         "model's own chat template as vLLM applies it) over the same generated conversations (tools any, "
         "reasoning off). Counts are conversations; *fail* is an error on at least one, *warn* only "
-        "data-dependent hazards (see DESIGN.md, Severity). Re-run a row with the command beside it.",
+        "data-dependent hazards (see the README, Severity). Re-run a row with the command beside it.",
         "",
     ]
     names = [c.name for c in next((r.checks for _, _, r in results if r.checks), ())]
