@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 REQS   := requirements-zoo.txt requirements-llamafactory.txt requirements-engines.txt
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: check test bench venv clean
+.PHONY: check test bench calibrate venv clean
 
 $(STAMP): pyproject.toml $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
+
+# every real chat template (TRL, axolotl, LLaMA-Factory exports, the zoo) paired with itself -> docs/calibration.md
+calibrate: $(STAMP)
+	$(PY) benchmarks/calibrate.py --examples 100 --seed 0 --out docs/calibration.md --readme README.md
 
 clean:
 	rm -rf $(VENV) reports/report.*
