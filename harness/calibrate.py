@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-#: (pattern on the template name, zoo model): the first match picks the tokenizer of the template's family.
-FAMILIES: tuple[tuple[str, str], ...] = (
+#: (pattern on the template name, zoo model): the first match picks the tokenizer of the template's family; None:
+#: a family whose tokenizer the zoo lacks although its name matches a later pattern (Mistral's Tekken, DeepSeek-Coder).
+FAMILIES: tuple[tuple[str, str | None], ...] = (
+    (r"tekken|pixtral|ministral|mistral_small|deepseekcoder|deepseek_coder", None),
     (r"r1_distill|r1-distill", "deepseek-r1-distill-qwen"),
     (r"deepseek_?r1", "deepseek-r1"),
     (r"deepseek", "deepseek-v3"),
@@ -40,7 +42,7 @@ FAMILIES: tuple[tuple[str, str], ...] = (
     (r"qwen", "qwen2.5"),
     (r"glm", "glm4"),
     (r"llama_?3|llama-3", "llama3"),
-    (r"mistral|ministral|pixtral|mixtral", "mistral-v3"),
+    (r"mistral|mixtral", "mistral-v3"),
 )
 STAND_IN = "qwen2.5"
 DEFAULT_OUT = Path("docs/calibration.md")
@@ -103,7 +105,7 @@ def family(name: str) -> tuple[str, bool]:
     low = name.lower()
     for pattern, model in FAMILIES:
         if re.search(pattern, low):
-            return model, True
+            return (model, True) if model else (STAND_IN, False)
     return STAND_IN, False
 
 
@@ -313,24 +315,17 @@ def _code(text: str) -> str:
     return _cell(f"{fence}{pad}{text}{pad}{fence}")
 
 
-def explain(key: Key, rows: list[Row]) -> str:
-    """One class's explanation: what the cause means, what the strings show (or that they agree), stand-ins."""
+def explain(key: Key) -> str:
+    """One class's explanation: what its cause means, and what the strings show (or that they agree)."""
     from harness.agreement import FINDINGS
     from harness.causes import cause_summary
 
-    check, cause, finding = key
-    parts = [cause_summary(cause) if cause else "no cause computed yet"]
+    _, cause, finding = key
+    head = cause_summary(cause) if cause else "no cause computed"
     if finding:
-        parts.append(f"strings: {FINDINGS.get(finding, finding)}")
-    else:
-        parts.append("**harness artefact**: the training text and every served prompt agree as strings (and "
-                     "the trained answers hold a deploy stop, the control text is tokens), yet the check reports "
-                     "an error")
-    stand_ins = sum(1 for r in rows if not r.template.fits)
-    if stand_ins:
-        parts.append(f"{stand_ins} of {len(rows)} on the qwen2.5 stand-in tokenizer (no zoo tokenizer of their "
-                     "family): its vocabulary lacks their control tokens")
-    return "; ".join(parts)
+        return f"{head}; strings: {FINDINGS.get(finding, finding)}"
+    return (f"{head}; **harness artefact**: the training text and every served prompt agree as strings (trained "
+            "answers hold a deploy stop, control text is tokens), yet the check reports an error")
 
 
 def render(rows: list[Row], examples: int, seed: int, sources: Sequence[str]) -> str:
@@ -358,28 +353,30 @@ def render(rows: list[Row], examples: int, seed: int, sources: Sequence[str]) ->
         not_run = verdicts["cannot load"] + verdicts["not exported"]
         lines.append(f"| {source} | {len(mine)} | {verdicts['consistent']} | {verdicts['inconsistent']} | "
                      f"{verdicts['training side rejects all']} | {not_run} |")
-    classes: dict[Key, list[Row]] = {}
+    classes: dict[tuple[str, str, str, bool], list[Row]] = {}
     for r in rows:
         for key in r.classes:
-            classes.setdefault(key, []).append(r)
-    order = sorted(classes, key=lambda k: (k[2] != "", k[0], k[1], k[2]))
+            classes.setdefault((*key, r.template.fits), []).append(r)
+    order = sorted(classes, key=lambda k: (k[2] != "", not k[3], k[0], k[1], k[2]))
     lines += ["", "## Error classes", "",
-              "One row per check, cause (`unclassified`: none computed yet) and string-level finding; counts are "
-              "templates and conversations with that error. The example is the first template's first such "
-              "conversation.", "",
-              "| check | cause | finding | templates | conversations | explanation | example |",
-              "|---|---|---|---|---|---|---|"]
-    for key in order:
-        mine = classes[key]
-        first = mine[0]
-        judged = first.first[key]
+              "One row per check, cause (`unclassified`: the check computes none yet), string-level finding and "
+              "tokenizer (*family*: the zoo tokenizer of the template's family; *stand-in*: qwen2.5, whose "
+              "vocabulary lacks the family's control tokens, so stop and control-token errors there are the set-up's, "
+              "not the template's). Counts are templates and conversations with that error; the example is the "
+              "first template's first such conversation, and its command replays the template.", "",
+              "| check | cause | finding | tokenizer | templates | conversations | explanation | example |",
+              "|---|---|---|---|---|---|---|---|"]
+    for full in order:
+        key, mine = full[:3], classes[full]
+        judged = mine[0].first[key]
         shown = str(judged.finding) if judged.finding else judged.failure.explanation.split(". ")[0]
-        names = ", ".join(f"`{r.template.id}`" for r in mine[:6]) + (f" +{len(mine) - 6}" if len(mine) > 6 else "")
-        lines.append(f"| {key[0]} | {key[1] or 'unclassified'} | {key[2] or '**none: artefact**'} | {len(mine)} | "
-                     f"{sum(r.classes[key] for r in mine)} | {_cell(explain(key, mine))}; {names} | "
-                     f"{_code(first.template.command(examples, seed))}: {_cell(shown[:300])} |")
+        names = ", ".join(f"`{r.template.id}`" for r in mine[:5]) + (f" +{len(mine) - 5}" if len(mine) > 5 else "")
+        lines.append(f"| {key[0]} | {key[1] or 'unclassified'} | {key[2] or '**none: artefact**'} | "
+                     f"{'family' if full[3] else 'stand-in'} | {len(mine)} | {sum(r.classes[key] for r in mine)} | "
+                     f"{_cell(explain(key))} ({names}) | {_code(mine[0].template.command(examples, seed))}: "
+                     f"{_cell(shown[:240])} |")
     if not order:
-        lines.append("| – | – | – | 0 | 0 | no errors | – |")
+        lines.append("| – | – | – | – | 0 | 0 | no errors | – |")
     lines += ["", "## Templates", "",
               "| template | tokenizer | verdict | conversations | rejected by training | errors (check/cause: conversations) "
               "| note |", "|---|---|---|---|---|---|---|"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from harness.agreement import FINDINGS, Agreement, judge, system_variants, train_view
 from harness.api import load_model, make_pair
@@ -27,7 +27,7 @@ from harness.sandbox import ChatTemplate
 from harness.strategies import conversations
 from harness.zoo import zoo_names
 
-from conftest import fixture
+from tests.conftest import fixture
 
 MODELS = zoo_names()
 FORMS = ("jinja:.", "jinja:.,encode=segments", "generation")
@@ -74,7 +74,7 @@ _SETTINGS = dict(derandomize=True, database=None, deadline=None, suppress_health
 
 @pytest.mark.real_tokenizer
 @pytest.mark.parametrize("model,form", PAIRS)
-@settings(max_examples=8, **_SETTINGS)
+@settings(max_examples=12, phases=(Phase.explicit, Phase.generate), **_SETTINGS)  # the slow variant shrinks
 @given(conv=_CONVERSATIONS)
 def test_no_error_where_the_strings_agree(model, form, conv):
     _assert_no_false_error(_pair(model, form), conv)
@@ -113,7 +113,7 @@ def test_every_premise_holds_on_a_consistent_stack(form):
 ])
 def test_planted_bugs_are_real_divergences(planted, check, finding):
     """Each planted bug makes its check fail, and the strings show why (a finding, not an artefact)."""
-    pair = make_pair(load_model(model="qwen2.5"), f"jinja:{fixture(planted)}", "hf:.")
+    pair = make_pair(load_model(model="qwen2.5"), f"jinja:{fixture(planted)}", f"hf:{fixture('templates/chatml.jinja')}")
     judged = [j for conv in generate(30, seed=0, tools="any") for j in judge(pair, conv) or ()
               if j.failure.check == check]
     assert judged, f"{planted}: {check} never failed"
@@ -231,6 +231,7 @@ def test_family_picks_the_zoo_tokenizer():
     assert family("deepseek_r1_distill") == ("deepseek-r1-distill-qwen", True)
     assert family("llama3_2_vision") == ("llama3", True)
     assert family("gemma3") == ("qwen2.5", False)
+    assert family("mistral_v7_tekken") == ("qwen2.5", False)
 
 
 @pytest.mark.real_tokenizer
@@ -255,9 +256,15 @@ def test_sweep_counts_rejections():
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="harness artefact: with encode=segments, a rewritten answer's start "
                    "(where the served prompt and the training text part) can fall inside a special token's text, "
                    "and the segments split the token")
-@pytest.mark.parametrize("model", ["deepseek-r1", "deepseek-r1-distill-qwen"])
-def test_artefact_segments_split_a_special_token(model):
-    conv = Conversation.from_openai([{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}])
+@pytest.mark.parametrize("model,messages,tools", [
+    ("deepseek-r1", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}], []),  # '<' | '｜end▁of…'
+    ("deepseek-r1-distill-qwen", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}], []),
+    ("mistral-v3", [{"role": "user", "content": ""}, {"role": "assistant", "content": ""},  # '<s>[' | 'INST]'
+                    {"role": "user", "content": "c"}, {"role": "assistant", "content": ""}],
+     [{"type": "function", "function": {"name": "f", "description": "", "parameters": {"properties": {}}}}]),
+])
+def test_artefact_segments_split_a_special_token(model, messages, tools):
+    conv = Conversation.from_openai({"messages": messages, "tools": tools} if tools else messages)
     _assert_no_false_error(_pair(model, "jinja:.,encode=segments"), conv)
 
 
