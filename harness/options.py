@@ -46,9 +46,16 @@ def _positive_int(maximum: int, unit: str) -> Option:
     return Option(f"a whole number of {unit} from 1 to {maximum:,}", lambda v: _is_int(v) and 0 < v <= maximum)
 
 
+def split_stops(text: str) -> tuple[str, ...]:
+    """``stop=`` text → stop strings: ``|`` separates them, except inside a ``<|…|>`` token
+    (``<|im_end|>|</s>`` is ``<|im_end|>`` and ``</s>``)."""
+    return tuple(re.findall(r"<\|[^|<>]*\|>|(?:(?!<\|[^|<>]*\|>)[^|])+", text))
+
+
 def _stop(v: Any) -> bool:
     if isinstance(v, str):
-        return all(v.split("|"))
+        parts = split_stops(v)
+        return bool(parts) and "|".join(parts) == v  # no empty stop between two '|'s
     return isinstance(v, list) and bool(v) and all(isinstance(s, str) and s for s in v)
 
 

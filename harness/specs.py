@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness.errors import InputError, RenderRejected, SpecError, TemplateError
 from harness.named_templates import DEFAULT, Selection, select
-from harness.options import check_options, limits_of
+from harness.options import check_options, limits_of, split_stops
 from harness.renderers._common import read_template_file, sha256_text
 from harness.sandbox import ChatTemplate
 
@@ -126,7 +126,7 @@ def _build_jinja(spec: Spec, tokenizer: "Tokenizer", cls: type) -> "Renderer":
                    named_templates={n: sha256_text(t) for n, t in sorted(named.items())} if model_dir else {},
                    selection=choice if model_dir else None,
                    template_kwargs=_jinja_kwargs(spec), add_special_tokens=bool(spec.options.get("add_special_tokens")),
-                   extra_stops=tuple(stops.split("|")) if isinstance(stops, str) else tuple(stops))
+                   extra_stops=split_stops(stops) if isinstance(stops, str) else tuple(stops))
     return renderer
 
 
@@ -248,7 +248,7 @@ def _build_tgi(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     stops = spec.options.get("stop", ())
     source, origin = resolve_template(spec.arg, tokenizer, str(spec))
     return TGIRenderer(str(spec), tokenizer, compile_template(source, origin, fuel, limits=limits_of(spec.options)),
-                       extra_stops=tuple(stops.split("|")) if isinstance(stops, str) else tuple(map(str, stops)))
+                       extra_stops=split_stops(stops) if isinstance(stops, str) else tuple(map(str, stops)))
 
 
 KINDS["lmdeploy"] = (_build_lmdeploy, ("deploy",))

@@ -253,9 +253,6 @@ def test_sweep_counts_rejections():
 
 # --- harness artefacts found by the calibration (strict xfail: remove the mark when fixed) ----------------------
 @pytest.mark.real_tokenizer
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="harness artefact: with encode=segments, a rewritten answer's start "
-                   "(where the served prompt and the training text part) can fall inside a special token's text, "
-                   "and the segments split the token")
 @pytest.mark.parametrize("model,messages,tools", [
     ("deepseek-r1", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}], []),  # '<' | '｜end▁of…'
     ("deepseek-r1-distill-qwen", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}], []),
@@ -263,7 +260,9 @@ def test_sweep_counts_rejections():
                     {"role": "user", "content": "c"}, {"role": "assistant", "content": ""}],
      [{"type": "function", "function": {"name": "f", "description": "", "parameters": {"properties": {}}}}]),
 ])
-def test_artefact_segments_split_a_special_token(model, messages, tools):
+def test_segments_do_not_split_a_special_token(model, messages, tools):
+    """Once an artefact (an answer start inside '<｜end▁of▁sentence｜>' or '<s>[INST]', found by the calibration),
+    fixed by locating answers in history-rewriting templates."""
     conv = Conversation.from_openai({"messages": messages, "tools": tools} if tools else messages)
     _assert_no_false_error(_pair(model, "jinja:.,encode=segments"), conv)
 
@@ -292,10 +291,9 @@ TWO_TURNS = Conversation.from_openai([{"role": "user", "content": "u1"}, {"role"
 
 
 @pytest.mark.real_tokenizer
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="harness artefact: when render(messages[:k+1]) is not a prefix of the whole "
-                   "rendering (Phi-3 appends eos after the last message), TRL's split trains answer k to the end of "
-                   "the conversation, later user turns included")
-def test_artefact_trl_split_runs_to_the_end():
+def test_trl_split_stops_at_the_answer_end():
+    """Phi-3 appends eos after the last message, so render(messages[:k+1]) is not a prefix of the whole rendering;
+    answer k still ends where its turn ends (it ran to the end of the conversation before the answer-span fix)."""
     pair = _phi3("phi3")
     train = pair.train.render(TWO_TURNS)
     first = train.answer(1)
@@ -314,9 +312,8 @@ def test_artefact_generation_blocks_not_one_per_answer():
 
 
 @pytest.mark.real_tokenizer
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="harness bug: the spec option stop= splits on '|', so `stop=<|im_end|>` "
-                   "becomes the stops '<', 'im_end', '>' and the deploy side stops on the ids of '<' and '>'")
-def test_artefact_stop_option_splits_special_tokens():
+def test_stop_option_keeps_special_tokens_whole():
+    """``stop=<|im_end|>`` is one stop string, not '<', 'im_end' and '>'."""
     from harness.specs import build_renderer
 
     tok = load_model(model="qwen2.5")
