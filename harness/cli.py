@@ -273,8 +273,9 @@ def _print_summary(out: Console, results, *, quiet: bool) -> None:
             for i, k in enumerate(c.classes, 1):
                 f = k.failure or k.example
                 style = _STYLE["fail" if k.severity == "error" else "warn"]
-                out.print(f"\n[{style}]{c.name}[/] class {i}/{len(c.classes)}, {k.severity}, cause {k.cause} at "
-                          + escape(f"{k.where}, {k.count} conversation(s) — {r.train} vs {r.deploy}"))
+                out.print(f"\n[{style}]{c.name}[/] class {i}/{len(c.classes)}, {k.severity}, cause {k.cause}"
+                          + escape(f"{' at ' + k.where if k.where else ''}, {k.count} conversation(s) — "
+                                   f"{r.train} vs {r.deploy}"))
                 out.print(f"cause: {cause_summary(k.cause)}", markup=False)
                 out.print(f.explanation, markup=False)
                 if f.diff is not None and f.diff.index is not None:
