@@ -16,6 +16,32 @@ FIXTURES = ROOT / "fixtures"
 pytest_plugins = ["pytester"]
 
 
+def tree_hash(path: Path) -> str:
+    """sha256 over every file name and content below ``path`` (a model dir must come out of a run unchanged)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        h.update(str(p.relative_to(path)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _have_llamafactory() -> bool:
+    from harness.errors import InputError
+    from harness.renderers.llamafactory import import_llamafactory
+
+    try:
+        import_llamafactory()
+    except InputError:  # the optional extra is not installed
+        return False
+    return True
+
+
+needs_lf = pytest.mark.skipif(not _have_llamafactory(), reason="llamafactory is not importable")
+
+
 def fixture(rel: str) -> str:
     return str(FIXTURES / rel)
 

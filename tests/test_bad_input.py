@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import tree_hash
+
 from harness.cli import main
 from harness.zoo import zoo_model_dir
 
@@ -197,15 +199,6 @@ def _model_dir(root: Path, edits: dict[str, Any]) -> Path:
         else:
             path.write_bytes(content if isinstance(content, bytes) else content.encode())
     return d
-
-
-def tree_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(path.rglob("*")):
-        h.update(str(p.relative_to(path)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def test_corpus_is_big_enough():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.zoo import zoo_model_dir
-from tests.conftest import fixture
+from tests.conftest import fixture, tree_hash
 
 pytestmark = pytest.mark.real_tokenizer
 
@@ -22,15 +21,6 @@ def run(*args: str, tmp_path: Path) -> tuple[int, str, str]:
     proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
                           cwd=tmp_path, timeout=600)
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def tree_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(path.rglob("*")):
-        h.update(str(p.relative_to(path)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,12 @@ from harness.causes import CAUSES
 from harness.checks import CHECKS
 from harness.checks.special import CONTROL_LIKE, _vocab, near_misses
 from harness.conversation import Conversation, plain_variant
-from harness.errors import InputError, RenderRejected
+from harness.errors import RenderRejected
 from harness.generate import generate
-from tests.conftest import fixture, result_of, sweep
+from tests.conftest import fixture, needs_lf, result_of, sweep
 
 pytestmark = pytest.mark.real_tokenizer
 
-try:
-    from harness.renderers.llamafactory import import_llamafactory
-
-    import_llamafactory()
-    HAVE_LF = True
-except InputError:  # the optional extra is not installed
-    HAVE_LF = False
-needs_lf = pytest.mark.skipif(not HAVE_LF, reason="llamafactory is not importable")
 
 def _axolotl_templates() -> Path:
     """axolotl's shipped chat templates (found without importing axolotl)."""

@@ -10,19 +10,10 @@ from harness.api import load_model, make_pair
 from harness.checks import CHECKS
 from harness.checks.stopwords import describe_ends, label_stream
 from harness.conversation import Conversation
-from harness.errors import InputError
-from tests.conftest import fixture, result_of, sweep
+from tests.conftest import fixture, needs_lf, result_of, sweep
 
 pytestmark = pytest.mark.real_tokenizer
 
-try:
-    from harness.renderers.llamafactory import import_llamafactory
-
-    import_llamafactory()
-    HAVE_LF = True
-except InputError:  # the optional extra is not installed
-    HAVE_LF = False
-needs_lf = pytest.mark.skipif(not HAVE_LF, reason="llamafactory is not importable")
 
 CHATML = fixture("templates/chatml.jinja")
 
