@@ -85,6 +85,14 @@ class TokenDiff:
         return cls(train, deploy, index, region(train_enc, index, train_bounds),
                    region(deploy_enc, index, deploy_bounds), opcodes, pieces)
 
+    @property
+    def first_pair(self) -> tuple[int | None, int | None]:
+        """(training id, deploy id) at the first divergence; None for a side that ended there."""
+        i = self.index
+        if i is None:
+            return (None, None)
+        return (self.train[i] if i < len(self.train) else None, self.deploy[i] if i < len(self.deploy) else None)
+
     def _tok(self, ids: tuple[int, ...], i: int) -> str:
         if i >= len(ids):
             return "<end>"

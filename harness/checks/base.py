@@ -42,8 +42,7 @@ class Failure:
     def pair(self) -> tuple[int | None, int | None]:
         """The first differing (training id, deploy id); for failures without a diff, the id at fault."""
         if self.diff is not None and self.diff.index is not None:
-            i, d = self.diff.index, self.diff
-            return (d.train[i] if i < len(d.train) else None, d.deploy[i] if i < len(d.deploy) else None)
+            return self.diff.first_pair
         end = self.tokens.get("end_id") if self.tokens else None
         return (end["id"] if isinstance(end, dict) else None, None)
 

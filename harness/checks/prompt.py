@@ -10,6 +10,7 @@ whose cause is read off where the two texts part (see ``locate_cause``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,7 @@ def compare_prompt(case: Case, check: str, ans: "Answer") -> Failure | None:
                            "earlier answer starting with whitespace merges with the header before it when it comes "
                            "back as history)", case.conv, diff, k, cause="boundary-merge", where="history")
         bos = case.pair.tokenizer.bos_id
-        cause = "bos" if bos is not None and bos in _pair(diff) else "tokenisation"
+        cause = "bos" if bos is not None and bos in diff.first_pair else "tokenisation"
         return Failure(check, "error",
                        f"both sides render the same text before answer messages[{k}] but tokenise it differently "
                        "(segment-wise vs whole-string encoding, or special tokens added by one side)",
@@ -72,12 +73,6 @@ def compare_prompt(case: Case, check: str, ans: "Answer") -> Failure | None:
     also = later_causes(case, ans, diff, (cause, where)) if len(diff.opcodes) > 1 else ()
     return Failure(check, "error", _explain(k, cause, where, ans.rewritten), case.conv, diff, k, cause=cause,
                    where=where, also=also)
-
-
-def _pair(diff) -> tuple:
-    i = diff.index
-    return (diff.train[i] if i is not None and i < len(diff.train) else None,
-            diff.deploy[i] if i is not None and i < len(diff.deploy) else None)
 
 
 def _straddles(train: "Encoded", prompt: "Encoded", ans: "Answer") -> bool:
@@ -201,8 +196,6 @@ _TOOL_MARKS = ('"parameters"', "<tools>", "# Tools", "[AVAILABLE_TOOLS]", "<|too
 
 def _mentions(text: str, name: str) -> bool:
     """``name`` occurs in ``text`` as a whole word (tool names such as ``f`` are not letters of other words)."""
-    import re
-
     return len(name) >= 2 and re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text) is not None
 
 
