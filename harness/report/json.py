@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 
 from harness.causes import cause_summary
 from harness.checks.base import Failure
+from harness.diff import TokenDiff
 from harness.runner import CheckResult, DivergenceClass, TargetResult
 
 
@@ -31,6 +32,25 @@ def _class(c: DivergenceClass, piece: Callable[[int], str] | None) -> dict[str, 
     out = {"cause": c.cause, "cause_summary": cause_summary(c.cause), "severity": c.severity, "where": c.where,
            "count": c.count, "first_pair": ids, "shrunk": c.failure is not None}
     out.update(_failure(c.failure or c.example))
+    diff = c.failure.diff if c.failure is not None else None
+    if piece is not None and diff is not None and diff.index is not None:
+        out["streams"] = streams(diff, piece)
+    return out
+
+
+def streams(diff: TokenDiff, piece: Callable[[int], str]) -> dict[str, Any]:
+    """Both token streams of a shrunk class for the HTML report, windowed by :meth:`TokenDiff.window`: per side
+    ``start`` (index of ``ids[0]``), ``ids`` and ``length``; ``pieces`` (id → text) for every id shown; ``marks``
+    (message spans per side) and ``opcodes`` (differing runs) as ``[tag, train_lo, train_hi, deploy_lo,
+    deploy_hi]``."""
+    out: dict[str, Any] = {"index": diff.index, "opcodes": [list(op) for op in diff.opcodes], "marks": {}}
+    shown: set[int] = set()
+    for side, ids, marks in (("train", diff.train, diff.marks[0]), ("deploy", diff.deploy, diff.marks[1])):
+        lo, hi = diff.window(side)
+        out[side] = {"start": lo, "ids": list(ids[lo:hi]), "length": len(ids)}
+        out["marks"][side] = [[a, b, label] for a, b, label in marks if a < hi and b > lo]
+        shown.update(ids[lo:hi])
+    out["pieces"] = {str(i): piece(i) for i in sorted(shown)}
     return out
 
 
