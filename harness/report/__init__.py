@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.report.json import build_report, report_json
+from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 
-FORMATS = ("json", "md")
+FORMATS = ("json", "md", "html")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-FILES = {"json": "report.json", "md": "report.md"}
+FILES = {"json": "report.json", "md": "report.md", "html": "report.html"}
 
 
 def write_reports(report: dict[str, Any], directory: Path, formats: Sequence[str]) -> list[Path]:
@@ -25,9 +26,9 @@ def write_reports(report: dict[str, Any], directory: Path, formats: Sequence[str
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
-        text = report_json(report) if fmt == "json" else render_markdown(report) if fmt == "md" else None
-        if text is not None:
-            paths.append(write_atomic(directory / FILES[fmt], text))
+        render = {"json": report_json, "md": render_markdown, "html": render_html}.get(fmt)
+        if render is not None:
+            paths.append(write_atomic(directory / FILES[fmt], render(report)))
     return paths
 
 
@@ -51,4 +52,4 @@ def clear_reports(directory: Path) -> None:
         (directory / name).unlink(missing_ok=True)
 
 
-__all__ = ["FILES", "FORMATS", "build_report", "clear_reports", "render_markdown", "write_atomic", "write_reports"]
+__all__ = ["FILES", "FORMATS", "build_report", "clear_reports", "render_html", "render_markdown", "write_atomic", "write_reports"]
