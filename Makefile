@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 REQS   := requirements-zoo.txt requirements-llamafactory.txt requirements-engines.txt
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: check test bench calibrate venv clean
+.PHONY: check test bench calibrate report-screenshot venv clean
 
 $(STAMP): pyproject.toml $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(STAMP)
 # every real chat template (TRL, axolotl, LLaMA-Factory exports, the zoo) paired with itself -> docs/calibration.md
 calibrate: $(STAMP)
 	$(PY) benchmarks/calibrate.py --examples 100 --seed 0 --out docs/calibration.md --readme README.md
+
+# the HTML report of a differing pair in headless Chromium (/usr/bin/chromium) -> docs/report.png
+report-screenshot: $(STAMP)
+	$(PY) docs/screenshot.py docs/report.png
 
 clean:
 	rm -rf $(VENV) reports/report.*
