@@ -183,7 +183,8 @@ def test_streams_only_for_shrunk_classes_and_existing_keys_kept(differing):
     assert all(str(i) in s["pieces"] for side in ("train", "deploy") for i in s[side]["ids"])
 
 
-def test_long_stream_is_windowed_with_hidden_counts():
+def long_report() -> dict:
+    """A report whose one class has 300/302-token streams parting at token 200 (two ids inserted)."""
     train = list(range(1000, 1300))
     deploy = train[:200] + [7, 8] + train[200:]
     diff = TokenDiff.compute(train, deploy, piece=str)
@@ -194,10 +195,14 @@ def test_long_stream_is_windowed_with_hidden_counts():
            "first_pair": {"train": {"id": 1200, "piece": "p1200"}, "deploy": {"id": 7, "piece": "p7"}},
            "shrunk": True, "explanation": "x", "counterexample": {"messages": []}, "streams": s,
            "first_divergence": {"index": 200}}
-    report = {"harness": {"version": "0", "seed": 0, "examples": 1}, "model": {"name": "m"},
-              "targets": [{"train": "a", "deploy": "b", "verdict": "inconsistent", "checks": [
-                  {"name": "prompt-prefix", "verdict": "fail", "examples_run": 1, "errors": 1, "warnings": 0,
-                   "classes": [cls]}]}]}
+    return {"harness": {"version": "0", "seed": 0, "examples": 1}, "model": {"name": "m"},
+            "targets": [{"train": "a", "deploy": "b", "verdict": "inconsistent", "checks": [
+                {"name": "prompt-prefix", "verdict": "fail", "examples_run": 1, "errors": 1, "warnings": 0,
+                 "classes": [cls]}]}]}
+
+
+def test_long_stream_is_windowed_with_hidden_counts():
+    report = long_report()
     html = render_html(report)
     assert "… 140 identical tokens before (0–139) hidden …" in html
     assert "… 59 more tokens (241–299) hidden …" in html and "… 60 more tokens (242–301) hidden …" in html
@@ -301,9 +306,9 @@ def browser():
         b.close()
 
 
-def open_report(browser, path: Path):
-    """A 1280×900 page on ``path``; returns (page, requests, page errors, dialogs)."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def open_report(browser, path: Path, height: int = 900):
+    """A 1280×``height`` page on ``path``; returns (page, requests, page errors, dialogs)."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
     requests, errors, dialogs = [], [], []
     page.on("request", lambda r: requests.append(r.url))
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -321,7 +326,8 @@ def inside(box: dict, outer: dict) -> bool:
 def test_browser_differing_pair_shows_first_divergence_on_load(browser, differing):
     report, _ = load(differing)
     cid, c, cls = first_failing(report)
-    page, requests, errors, dialogs = open_report(browser, differing / "report.html")
+    page, requests, errors, dialogs = open_report(browser, differing / "report.html", height=560)
+    assert page.evaluate("window.scrollY") > 0  # below the fold of a 560-px window: the page scrolled to it
     cell = page.locator(f'.verdict-table td.cell.fail a[href="#check-t0-{c["name"]}"]')
     assert cell.inner_text() == f"fail {c['errors']}/{c['examples_run']}"
     window = {"y": 0, "height": page.evaluate("window.innerHeight")}
@@ -338,6 +344,27 @@ def test_browser_differing_pair_shows_first_divergence_on_load(browser, differin
     assert "messages[0] · template text" in labels and "generation prompt" in labels
     assert requests == [(differing / "report.html").as_uri()]
     assert errors == [] and dialogs == []
+    page.close()
+
+
+@pytest.mark.browser
+def test_browser_long_stream_scrolls_both_columns_to_the_divergence(browser, tmp_path):
+    (tmp_path / "report.html").write_text(render_html(long_report()))
+    page, requests, errors, dialogs = open_report(browser, tmp_path / "report.html")
+    window = {"y": 0, "height": page.evaluate("window.innerHeight")}
+    tops = []
+    for side in ("train", "deploy"):
+        body = page.locator(f".stream.{side} .stream-body")
+        assert body.evaluate("b => b.scrollTop") > 600  # 60 rows and more above it
+        tok = page.locator(f".stream.{side} .tok.first-divergence")
+        box = tok.bounding_box()
+        assert inside(box, window) and inside(box, body.bounding_box()), side
+        tops.append(box["y"])
+    assert abs(tops[0] - tops[1]) < 1  # the same row in both columns
+    page.locator(".stream.train .stream-body").evaluate("b => { b.scrollTop -= 100; }")
+    page.wait_for_timeout(100)
+    assert abs(page.locator(".stream.deploy .tok.first-divergence").bounding_box()["y"] - tops[1] - 100) < 1
+    assert errors == [] and dialogs == [] and requests == [(tmp_path / "report.html").as_uri()]
     page.close()
 
 
