@@ -24,8 +24,9 @@ def main(out: Path = ROOT / "docs" / "report.png") -> int:
     from harness.cli import main as harness
 
     with tempfile.TemporaryDirectory() as tmp:
-        code = harness(["check", "--model", "qwen2.5", "--train", f"jinja:{ROOT}/fixtures/planted/prompt_newline.jinja",
-                        "--deploy", f"hf:{ROOT}/fixtures/templates/chatml.jinja", "--tools", "off", "--examples", "30",
+        os.chdir(ROOT)  # spec paths as a user types them, relative
+        code = harness(["check", "--model", "qwen2.5", "--train", "jinja:fixtures/planted/prompt_newline.jinja",
+                        "--deploy", "hf:fixtures/templates/chatml.jinja", "--tools", "off", "--examples", "30",
                         "--checks", "prompt-prefix,system,answer-stop,stop-words", "--report-dir", tmp,
                         "--format", "json,html", "--quiet"])
         if code != 1:

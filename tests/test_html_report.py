@@ -89,28 +89,21 @@ def first_failing(report: dict) -> tuple[str, dict, dict]:
 class Tags(HTMLParser):
     """Every start tag with its attributes, and the text inside each <script>."""
 
-    def __init__(self) -> None:
+    def __init__(self, html: str) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
         self.scripts: list[str] = []
-        self._in_script = False
+        self.feed(html)
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
-        self._in_script = tag == "script"
-
-    def handle_endtag(self, tag):
-        self._in_script = False
 
     def handle_data(self, data):
-        if self._in_script:
+        if self.tags and self.tags[-1][0] == "script" and self.lasttag == "script":
             self.scripts.append(data)
 
 
-def parse(html: str) -> Tags:
-    p = Tags()
-    p.feed(html)
-    return p
+parse = Tags
 
 
 # --- (a) the rendered string -------------------------------------------------------------------------
@@ -161,9 +154,11 @@ def test_first_divergence_marked_in_both_streams(differing):
     article = article[:article.index("</article>")]
     index = cls["first_divergence"]["index"]
     marked = re.findall(r'<div class="tok [^"]*first-divergence" data-index="(\d+)"><span class="i">\d+</span>'
-                        r'<span class="id">(\d+)</span><span class="p">([^<]*)</span>', article)
+                        r'<span class="id">(\d+)</span><span class="p">(.*?)</span></div>', article)
     pair = cls["first_pair"]
-    assert marked == [(str(index), str(pair[s]["id"]), visible(pair[s]["piece"])) for s in ("train", "deploy")]
+    got = [(i, tid, re.sub(r"<[^>]+>", "", p)) for i, tid, p in marked]
+    assert got == [(str(index), str(pair[s]["id"]), visible(pair[s]["piece"])) for s in ("train", "deploy")]
+    assert '<span class="ws">␤␤</span>' in marked[0][2]  # whitespace marks set apart from text
     assert "messages[0] · template text" in article and "generation prompt" in article
 
 
@@ -226,7 +221,8 @@ def test_hostile_text_is_escaped(differing):
     assert "<img" not in html and "alert(1)</script>" not in html and "<script>alert" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;/script&gt;&lt;script&gt;" in html
     tags = parse(html)
-    assert [t for t, _ in tags.tags].count("script") == 1 and "alert" not in "".join(tags.scripts)
+    assert [t for t, _ in tags.tags].count("script") == 1 and "DOMContentLoaded" in "".join(tags.scripts)
+    assert "alert" not in "".join(tags.scripts)
     assert not [a for _, a in tags.tags if any(k.startswith("on") for k in a)]
 
 

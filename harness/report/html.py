@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from harness.diff import visible
 
 _LABEL = {"pass": "pass", "fail": "fail", "warn": "warn", "skipped": "skipped"}
+_WS = re.compile("[␠␤⇥␍]+")
 _PART = re.compile(r"messages\[\d+\]\.\w+")
 _EXIT = {0: "0 — consistent", 1: "1 — inconsistencies found", 2: "2 — bad input"}
 
@@ -221,7 +222,10 @@ def _streams(s: dict[str, Any]) -> str:
     for side, title in (("train", "training"), ("deploy", "deploy")):
         runs = [(op[1], op[2], op[0]) if side == "train" else (op[3], op[4], op[0]) for op in s.get("opcodes") or []]
         cols.append(_column(side, title, s[side], s["index"], (s.get("marks") or {}).get(side) or [], runs, pieces))
-    return "<div class=\"streams\">" + "".join(cols) + "</div>"
+    legend = ("<div class=\"legend\"><span class=\"key first\">first divergence</span><span class=\"key del\">training "
+              "only</span><span class=\"key ins\">deploy only</span><span class=\"key tmpl\">template text</span>"
+              "<span>whitespace: ␠ space, ␤ newline, ⇥ tab</span></div>")
+    return legend + "<div class=\"streams\">" + "".join(cols) + "</div>"
 
 
 def _column(side: str, title: str, stream: dict[str, Any], first: int, marks: list, runs: list,
@@ -258,7 +262,12 @@ def _token(i: int, tid: int, piece: str, first: int, label: str | None, runs: It
     if i == first:
         classes.append("first-divergence")
     return (f"<div class=\"{' '.join(classes)}\" data-index=\"{i}\"><span class=\"i\">{i}</span>"
-            f"<span class=\"id\">{tid}</span><span class=\"p\">{e(visible(piece))}</span></div>")
+            f"<span class=\"id\">{tid}</span><span class=\"p\">{_ws(e(visible(piece)))}</span></div>")
+
+
+def _ws(escaped: str) -> str:
+    """Whitespace marks (already visible: ␠ ␤ ⇥ ␍) dimmed so they read apart from text."""
+    return _WS.sub(lambda m: f"<span class=\"ws\">{m.group(0)}</span>", escaped)
 
 
 def _conversation(conv: dict[str, Any]) -> str:
@@ -272,7 +281,7 @@ def _conversation(conv: dict[str, Any]) -> str:
             if key == "role":
                 continue
             text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-            shown = e(text) if text != "" else "<i>(empty)</i>"
+            shown = "<i>(empty)</i>" if text == "" else "<i>(null)</i>" if value is None else e(text)
             out.append(f"<div class=\"field\"><code class=\"path\">messages[{i}].{e(key)}</code>"
                        f"<pre>{shown}</pre></div>")
         out.append("</div>")
@@ -292,11 +301,11 @@ def _provenance(report: dict[str, Any]) -> str:
     version_rows = "".join(f"<tr><td>{e(k)}</td><td><code>{e(v)}</code></td></tr>" for k, v in sorted(versions.items()))
     option_rows = "".join(f"<tr><td>{e(k)}</td><td><code>{e(json.dumps(v, ensure_ascii=False))}</code></td></tr>"
                           for k, v in sorted(inputs.items()))
-    templates = "".join(
-        f"<tr><td><code>{e(side.get('spec', '?'))}</code></td><td>{e(side.get('kind', '?'))}</td>"
-        f"<td><code>{e(side.get('template_sha256', '–'))}</code></td></tr>"
-        for target in report["targets"] for side in ((target.get("renderers") or {}).get(s) for s in ("train", "deploy"))
-        if isinstance(side, dict))
+    sides = {(str(d.get("spec", "?")), str(d.get("kind", "?")), str(d.get("template_sha256", "–"))): None
+             for target in report["targets"] for d in ((target.get("renderers") or {}).get(s) for s in ("train", "deploy"))
+             if isinstance(d, dict)}
+    templates = "".join(f"<tr><td><code>{e(spec)}</code></td><td>{e(kind)}</td><td><code>{e(sha)}</code></td></tr>"
+                        for spec, kind, sha in sides)
     out = ["<section class=\"provenance\" id=\"provenance\"><h2>Provenance</h2>",
            f"<p>seed <code>{e(h.get('seed'))}</code>, harness <code>{e(h.get('version'))}</code></p>"]
     for title, rows, heads in (("Inputs", file_rows, ("file", "sha256")), ("Templates", templates, ("spec", "kind", "sha256")),
