@@ -33,7 +33,8 @@ def main(out: Path = ROOT / "docs" / "report.png") -> int:
             print(f"expected a differing pair (exit 1), got exit {code}", file=sys.stderr)
             return 1
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium", args=ARGS)
+            chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+            browser = p.chromium.launch(executable_path=chromium, args=ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto((Path(tmp) / "report.html").as_uri(), wait_until="load")
             page.screenshot(path=str(out))

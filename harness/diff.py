@@ -108,7 +108,8 @@ class TokenDiff:
             wanted |= set(train[a:min(b, a + 16)]) | set(deploy[c:min(d, c + 16)])
         pieces = {i: piece(i) for i in wanted}
         return cls(train, deploy, index, region(train_enc, index, train_bounds),
-                   region(deploy_enc, index, deploy_bounds), opcodes, pieces, (_marks(train_enc, train_bounds), _marks(deploy_enc, deploy_bounds)))
+                   region(deploy_enc, index, deploy_bounds), opcodes, pieces,
+                   (_marks(train_enc, train_bounds), _marks(deploy_enc, deploy_bounds)))
 
     @property
     def first_pair(self) -> tuple[int | None, int | None]:

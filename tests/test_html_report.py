@@ -252,11 +252,12 @@ def test_warnings_are_shown_but_never_scrolled_to(warnings_only):
     assert any("first-divergence" in body for _, body in articles)
 
 
-def test_a_later_run_removes_report_html(differing, tmp_path):
-    shutil.copytree(differing, tmp_path / "rep")
-    assert (tmp_path / "rep" / "report.html").exists()
+def test_format_html_alone_and_a_later_run_removes_it(differing, tmp_path):
+    assert check(tmp_path / "rep", *NEWLINE, fmt="html") == 1
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["report.html"]
+    assert (tmp_path / "rep" / "report.html").read_bytes() == (differing / "report.html").read_bytes()
     assert check(tmp_path / "rep", *NEWLINE, fmt="json") == 1
-    assert not (tmp_path / "rep" / "report.html").exists() and (tmp_path / "rep" / "report.json").exists()
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["report.json"]
 
 
 def test_provenance_lists_inputs_versions_and_options(differing):

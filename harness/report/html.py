@@ -179,7 +179,8 @@ def _check(t: int, target: dict[str, Any], c: dict[str, Any]) -> str:
                        f"<td><code>{e(_pair(cls))}</code></td><td class=\"num\">{e(cls['count'])}</td></tr>"
                        for k, cls in enumerate(classes, 1))
         out.append("<table class=\"classes\"><thead><tr><th>#</th><th>severity</th><th>cause</th><th>where</th>"
-                   f"<th>first ids (train → deploy)</th><th>conversations</th></tr></thead><tbody>{rows}</tbody></table>")
+                   "<th>first ids (train → deploy)</th><th>conversations</th></tr></thead>"
+                   f"<tbody>{rows}</tbody></table>")
     out += [_class(t, c["name"], k, cls) for k, cls in enumerate(classes, 1)]
     return "\n".join(out) + "</section>"
 
@@ -188,8 +189,8 @@ def _pair(cls: dict[str, Any]) -> str:
     def one(tok: dict[str, Any] | None) -> str:
         return "end" if tok is None else f"{tok['id']} {visible(str(tok.get('piece')))}"
     pair = cls.get("first_pair") or {}
-    if pair.get("train") is None and pair.get("deploy") is None:
-        return "(later in the prompt)"
+    if pair.get("train") is None and pair.get("deploy") is None:  # a later run of the diff, or no diff at all
+        return "(later in the prompt)" if cls.get("first_divergence") else "–"
     return f"{one(pair.get('train'))} → {one(pair.get('deploy'))}"
 
 
@@ -200,15 +201,15 @@ def _class(t: int, check: str, k: int, cls: dict[str, Any]) -> str:
            f"<code>{e(cls['cause'])}</code>{where} <span class=\"count\">{e(cls['count'])} conversation(s)</span></h4>",
            f"<p><b>Cause:</b> {e(cls.get('cause_summary') or '')}.</p>",
            f"<p><b>Why:</b> {e(cls.get('explanation') or '')}</p>"]
-    fd = cls.get("first_divergence")
-    if fd:
-        out.append(f"<p class=\"headline\">{e((cls.get('diff_text') or '').splitlines()[0] if cls.get('diff_text') else '')}</p>")
+    if cls.get("first_divergence") and cls.get("diff_text"):
+        out.append(f"<p class=\"headline\">{e(cls['diff_text'].splitlines()[0])}</p>")
     if cls.get("streams"):
         out.append(_streams(cls["streams"]))
     elif cls.get("diff_text"):
         out.append(f"<pre class=\"diff\">{e(cls['diff_text'])}</pre>")
     if cls.get("tokens"):
-        out.append(f"<p><b>Tokens:</b></p><pre class=\"json\">{e(json.dumps(cls['tokens'], indent=2, ensure_ascii=False))}</pre>")
+        tokens = json.dumps(cls["tokens"], indent=2, ensure_ascii=False)
+        out.append(f"<p><b>Tokens:</b></p><pre class=\"json\">{e(tokens)}</pre>")
     if cls.get("counterexample"):
         label = "Minimal conversation" if cls.get("shrunk") else "Counterexample as found (not shrunk)"
         out.append(f"<h5>{label}</h5>" + _conversation(cls["counterexample"]))
@@ -243,7 +244,8 @@ def _column(side: str, title: str, stream: dict[str, Any], first: int, marks: li
         part = next((m[2] for m in parts if m[0] <= i < m[1]), None)
         if (msg, part) != current:
             new_msg = current is None or msg != current[0]
-            label = part or (f"{msg} · template text" if msg and msg.startswith("messages[") else msg) or "template text"
+            label = part or (f"{msg} · template text" if msg and msg.startswith("messages[") else msg)
+            label = label or "template text"
             rows.append(f"<div class=\"group {'msg' if part else 'tmpl'}{' boundary' if new_msg else ''}\">"
                         f"{e(label)}</div>")
             current = (msg, part)
@@ -302,16 +304,18 @@ def _provenance(report: dict[str, Any]) -> str:
     option_rows = "".join(f"<tr><td>{e(k)}</td><td><code>{e(json.dumps(v, ensure_ascii=False))}</code></td></tr>"
                           for k, v in sorted(inputs.items()))
     sides = {(str(d.get("spec", "?")), str(d.get("kind", "?")), str(d.get("template_sha256", "–"))): None
-             for target in report["targets"] for d in ((target.get("renderers") or {}).get(s) for s in ("train", "deploy"))
-             if isinstance(d, dict)}
+             for target in report["targets"] for d in ((target.get("renderers") or {}).get(side)
+                                                      for side in ("train", "deploy")) if isinstance(d, dict)}
     templates = "".join(f"<tr><td><code>{e(spec)}</code></td><td>{e(kind)}</td><td><code>{e(sha)}</code></td></tr>"
                         for spec, kind, sha in sides)
     out = ["<section class=\"provenance\" id=\"provenance\"><h2>Provenance</h2>",
            f"<p>seed <code>{e(h.get('seed'))}</code>, harness <code>{e(h.get('version'))}</code></p>"]
-    for title, rows, heads in (("Inputs", file_rows, ("file", "sha256")), ("Templates", templates, ("spec", "kind", "sha256")),
+    for title, rows, heads in (("Inputs", file_rows, ("file", "sha256")),
+                               ("Templates", templates, ("spec", "kind", "sha256")),
                                ("Library and engine versions", version_rows, ("package", "version")),
                                ("Options", option_rows, ("option", "value"))):
         if rows:
             th = "".join(f"<th>{x}</th>" for x in heads)
-            out.append(f"<h3>{title}</h3><table class=\"prov\"><thead><tr>{th}</tr></thead><tbody>{rows}</tbody></table>")
+            out.append(f"<h3>{title}</h3><table class=\"prov\"><thead><tr>{th}</tr></thead>"
+                       f"<tbody>{rows}</tbody></table>")
     return "\n".join(out) + "</section>"
