@@ -264,7 +264,15 @@ def test_segments_do_not_split_a_special_token(model, messages, tools):
     """Once an artefact (an answer start inside '<｜end▁of▁sentence｜>' or '<s>[INST]', found by the calibration),
     fixed by locating answers in history-rewriting templates."""
     conv = Conversation.from_openai({"messages": messages, "tools": tools} if tools else messages)
-    _assert_no_false_error(_pair(model, "jinja:.,encode=segments"), conv)
+    pair = _pair(model, "jinja:.,encode=segments")
+    _assert_no_false_error(pair, conv)
+    train = pair.train.render(conv)
+    text, border = train.text, 0
+    for segment in train.segments[:-1]:
+        border += len(segment)
+        cut = [t for t in pair.tokenizer.added_tokens if len(t) > 1
+               and 0 <= text.find(t, max(0, border - len(t) + 1), border + len(t) - 1) < border]
+        assert not cut, f"the segment border at char {border} cuts {cut}"
 
 
 @pytest.mark.real_tokenizer
