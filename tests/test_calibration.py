@@ -264,7 +264,15 @@ def test_segments_do_not_split_a_special_token(model, messages, tools):
     """Once an artefact (an answer start inside '<｜end▁of▁sentence｜>' or '<s>[INST]', found by the calibration),
     fixed by locating answers in history-rewriting templates."""
     conv = Conversation.from_openai({"messages": messages, "tools": tools} if tools else messages)
-    _assert_no_false_error(_pair(model, "jinja:.,encode=segments"), conv)
+    pair = _pair(model, "jinja:.,encode=segments")
+    _assert_no_false_error(pair, conv)
+    train = pair.train.render(conv)
+    text, border = train.text, 0
+    for segment in train.segments[:-1]:
+        border += len(segment)
+        cut = [t for t in pair.tokenizer.added_tokens if len(t) > 1
+               and 0 <= text.find(t, max(0, border - len(t) + 1), border + len(t) - 1) < border]
+        assert not cut, f"the segment border at char {border} cuts {cut}"
 
 
 @pytest.mark.real_tokenizer
@@ -319,3 +327,34 @@ def test_stop_option_keeps_special_tokens_whole():
     tok = load_model(model="qwen2.5")
     renderer = build_renderer("hf:.,stop=<|im_end|>", tok, side="deploy")
     assert sorted(tok.piece(i) for i in renderer.stop_ids) == ["<|endoftext|>", "<|im_end|>"]
+
+
+@pytest.mark.real_tokenizer
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="harness artefact: an answer whose own rendering "
+                   "changes once later turns follow (reasoning stripped, a tool response interleaved) gets a trained "
+                   "span that starts past the end of the served prompt, although that prompt is a prefix of the "
+                   "training text: prompt-prefix reports loss-region, answer-stop a stop-mismatch")
+@pytest.mark.parametrize("template,model,conv", [
+    ("glm4moe", "glm4", [{"role": "user", "content": ""}, {"role": "assistant", "content": "", "reasoning_content": "a"},
+                         {"role": "user", "content": ""}, {"role": "assistant", "content": ""}]),
+    ("gemma4", "qwen2.5", {"messages": [
+        {"role": "user", "content": ""},
+        {"role": "assistant", "content": "a", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": \"y\"}"}}]},
+        {"role": "tool", "content": "", "tool_call_id": "c1", "name": "f"}, {"role": "assistant", "content": ""}]}),
+    ("nemotron_3_nano", "qwen2.5", {"messages": [  # answer messages[1], a call-only turn: trained as '>\n'
+        {"role": "user", "content": ""},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
+            "name": "send_email", "arguments": "{\"to\": [], \"subject\": \"s\", \"urgent\": true}"}}]},
+        {"role": "tool", "content": "", "tool_call_id": "c1", "name": "send_email"},
+        {"role": "assistant", "content": "a", "reasoning_content": "a", "tool_calls": [{"id": "c2", "type": "function",
+            "function": {"name": "send_email", "arguments": "{\"to\": [\"x\"], \"urgent\": true}"}}]},
+        {"role": "tool", "content": "", "tool_call_id": "c2", "name": "send_email"},
+        {"role": "assistant", "content": ""}, {"role": "user", "content": ""}, {"role": "assistant", "content": ""}]}),
+])
+def test_artefact_rewritten_answer_span(template, model, conv):
+    from harness.calibrate import package_templates
+
+    path = next(t.path for t in package_templates("trl") if t.id == f"trl:{template}")
+    pair = make_pair(load_model(model=model), f"jinja:{path}", f"hf:{path}")
+    _assert_no_false_error(pair, Conversation.from_openai(conv))
