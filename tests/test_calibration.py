@@ -329,12 +329,9 @@ def test_stop_option_keeps_special_tokens_whole():
     assert sorted(tok.piece(i) for i in renderer.stop_ids) == ["<|endoftext|>", "<|im_end|>"]
 
 
-@pytest.mark.real_tokenizer
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="harness artefact: an answer whose own rendering "
-                   "changes once later turns follow (reasoning stripped, a tool response interleaved) gets a trained "
-                   "span that starts past the end of the served prompt, although that prompt is a prefix of the "
-                   "training text: prompt-prefix reports loss-region, answer-stop a stop-mismatch")
-@pytest.mark.parametrize("template,model,conv", [
+#: Answers whose own rendering changes once later turns follow, while the served prompt stays a prefix of the
+#: training text: the trained span starts right after it (once a false loss-region / stop-mismatch).
+REWRITTEN_ANSWERS = [
     ("glm4moe", "glm4", [{"role": "user", "content": ""}, {"role": "assistant", "content": "", "reasoning_content": "a"},
                          {"role": "user", "content": ""}, {"role": "assistant", "content": ""}]),
     ("gemma4", "qwen2.5", {"messages": [
@@ -342,7 +339,36 @@ def test_stop_option_keeps_special_tokens_whole():
         {"role": "assistant", "content": "a", "tool_calls": [
             {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": \"y\"}"}}]},
         {"role": "tool", "content": "", "tool_call_id": "c1", "name": "f"}, {"role": "assistant", "content": ""}]}),
-    ("nemotron_3_nano", "qwen2.5", {"messages": [  # answer messages[1], a call-only turn: trained as '>\n'
+]
+
+
+def _trl_self_pair(template: str, model: str):
+    from harness.calibrate import package_templates
+
+    path = next(t.path for t in package_templates("trl") if t.id == f"trl:{template}")
+    return make_pair(load_model(model=model), f"jinja:{path}", f"hf:{path}")
+
+
+@pytest.mark.real_tokenizer
+@pytest.mark.parametrize("template,model,conv", REWRITTEN_ANSWERS, ids=[t for t, _, _ in REWRITTEN_ANSWERS])
+def test_rewritten_answer_starts_where_the_served_prompt_ends(template, model, conv):
+    pair = _trl_self_pair(template, model)
+    conv = Conversation.from_openai(conv)
+    _assert_no_false_error(pair, conv)
+    train, first = pair.train.render(conv), conv.assistant_indices[0]
+    served = pair.deploy.render(conv.prefix(first))
+    assert train.ids[:len(served.ids)] == served.ids
+    assert train.answer(first).start == len(served.ids) < train.answer(first).end
+
+
+@pytest.mark.real_tokenizer
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="harness artefact: Nemotron 3 opens '<think>\\n' in "
+                   "the generation prompt but writes answered turns as '<think></think>', so no served prompt is a "
+                   "prefix of the training text; the call of a later answer is then placed on an earlier answer's "
+                   "equal call text")
+def test_artefact_rewritten_answer_span_nemotron():
+    pair = _trl_self_pair("nemotron_3_nano", "qwen2.5")
+    conv = {"messages": [  # answer messages[1], a call-only turn: trained as '>\n'
         {"role": "user", "content": ""},
         {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
             "name": "send_email", "arguments": "{\"to\": [], \"subject\": \"s\", \"urgent\": true}"}}]},
@@ -350,11 +376,5 @@ def test_stop_option_keeps_special_tokens_whole():
         {"role": "assistant", "content": "a", "reasoning_content": "a", "tool_calls": [{"id": "c2", "type": "function",
             "function": {"name": "send_email", "arguments": "{\"to\": [\"x\"], \"urgent\": true}"}}]},
         {"role": "tool", "content": "", "tool_call_id": "c2", "name": "send_email"},
-        {"role": "assistant", "content": ""}, {"role": "user", "content": ""}, {"role": "assistant", "content": ""}]}),
-])
-def test_artefact_rewritten_answer_span(template, model, conv):
-    from harness.calibrate import package_templates
-
-    path = next(t.path for t in package_templates("trl") if t.id == f"trl:{template}")
-    pair = make_pair(load_model(model=model), f"jinja:{path}", f"hf:{path}")
+        {"role": "assistant", "content": ""}, {"role": "user", "content": ""}, {"role": "assistant", "content": ""}]}
     _assert_no_false_error(pair, Conversation.from_openai(conv))
