@@ -276,15 +276,16 @@ def test_segments_do_not_split_a_special_token(model, messages, tools):
 
 
 @pytest.mark.real_tokenizer
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="harness artefact: a boundary merge whose first differing id ends before the "
-                   "served prompt does (BPE re-segments a word that runs across the border) is not recognised as one; "
-                   "when the plain variant merges too, prompt-prefix reports a 'tokenisation' error")
-def test_artefact_boundary_merge_before_the_border(tmp_path):
+def test_boundary_merge_before_the_border_is_a_warning(tmp_path):
+    """Once an artefact: BPE re-segments the word that runs across the served prompt's end ('hi' + 'there'), so
+    the first differing training id ends before the border; it is a boundary merge (a warning), not an error."""
     template = tmp_path / "concat.jinja"  # messages back to back, as LLaMA-Factory's `empty` template writes them
     template.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
     pair = make_pair(load_model(model="qwen2.5"), f"jinja:{template}", f"hf:{template}")
     conv = Conversation.from_openai([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "there"}])
     _assert_no_false_error(pair, conv)
+    failure = CHECKS["prompt-prefix"].run(pair.case(conv))
+    assert failure is not None and (failure.severity, failure.cause) == ("warning", "boundary-merge")
 
 
 def _phi3(name: str):
