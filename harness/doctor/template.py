@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import jinja2
 import jinja2.meta
 from jinja2 import nodes
 
@@ -34,9 +35,12 @@ DATE_NAMES = frozenset({"strftime_now", "date_string", "now", "today", "current_
 
 
 def _parse(source: str) -> nodes.Template:
-    from harness.sandbox import _ENV  # the sandbox's own environment: {% generation %} parses as it does there
+    """The AST in a plain environment with the sandbox's extensions (``{% generation %}`` parses as it does there);
+    without the sandbox's globals, so ``strftime_now`` counts as a free variable."""
+    return _ENVIRONMENT.parse(source)
 
-    return _ENV.parse(source)
+
+_ENVIRONMENT = jinja2.Environment(extensions=["jinja2.ext.loopcontrols", "harness.sandbox._GenerationTracker"])
 
 
 def template_conflict(ctx: Context) -> Iterator[Finding]:
