@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--format", default="json,md", help="report formats: json,md (default both)")
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     check.add_argument("--quiet", action="store_true", help="print only the verdict table")
+    doctor = sub.add_parser("doctor", help="static lints of a model dir and its deploy configs (no conversations)")
+    doctor.add_argument("dir", nargs="?", type=Path, help="a Hugging Face model dir (read only)")
+    doctor.add_argument("--model", help="a zoo model name instead of DIR (see `harness models`)")
+    doctor.add_argument("--train", help="training side spec whose answers' end token is checked (default jinja:.)")
+    doctor.add_argument("--deploy", action="append", default=[], help="deploy spec to lint, e.g. "
+                        "ollama:path/Modelfile or lmdeploy:path/chat_template.json (repeatable)")
+    doctor.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    doctor.add_argument("--output", type=Path, help="write the output to this file instead of stdout")
     sub.add_parser("models", help="list the zoo models")
     table = sub.add_parser("lf-table", help="LLaMA-Factory templates vs their models' templates -> docs/llamafactory.md")
     table.add_argument("--examples", type=_examples, default=1000,
@@ -103,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n".join(zoo_names()))
             return 0
+        if args.command == "doctor":
+            return _doctor(args)
         out = Console(highlight=False, soft_wrap=True)
         if not out.is_terminal:
             out = Console(highlight=False, soft_wrap=True, width=200)
@@ -165,6 +175,45 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     for r in errors:
         sys.stderr.write(f"harness: error: {_one_line(r.error)}\n")
     return code
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """``harness doctor``: lint, print or write the table/JSON, exit 1 on an error-level finding."""
+    from harness.doctor import diagnose
+    from harness.doctor.output import to_json, to_table
+
+    if (args.dir is None) == (args.model is None):
+        raise InputError("harness doctor needs exactly one of DIR or --model NAME; e.g. `harness doctor ./my-finetune` "
+                         "or `harness doctor --model qwen2.5`")
+    if len(args.deploy) > MAX_DEPLOYS:
+        raise InputError(f"--deploy is given {len(args.deploy)} times; at most {MAX_DEPLOYS} deploy specs per run")
+    if args.output is not None:
+        _doctor_output_ok(args.output, args.dir)
+    ctx, result = diagnose(model_dir=args.dir, model=args.model, train=args.train, deploy=args.deploy)
+    text = to_json(ctx, result) if args.format == "json" else to_table(ctx, result)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        _write_atomic(args.output, text)
+    return result.exit_code
+
+
+def _doctor_output_ok(path: Path, model_dir: Path | None) -> None:
+    """--output must be writable and outside the model dir (doctor never writes there)."""
+    target = path.expanduser().resolve()
+    if model_dir is not None and model_dir.is_dir() and target.is_relative_to(model_dir.expanduser().resolve()):
+        raise InputError(f"--output={str(path)!r}: is inside the model dir, which harness doctor never writes to; "
+                         "pass a path outside it")
+    if target.is_dir():
+        raise InputError(f"--output={str(path)!r}: is a directory; pass a file path")
+    _writable_dir(target.parent)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".harness-doctor-", dir=path.expanduser().resolve().parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _one_line(message: object) -> str:
