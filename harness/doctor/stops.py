@@ -27,26 +27,17 @@ from harness.specs import parse_spec
 EOS_ONLY_KINDS = frozenset({"hf", "llamafactory-jinja"})
 
 
-def _lmdeploy_ids(renderer, word: str) -> list[int]:
-    """``lmdeploy.Tokenizer.encode(word, add_bos=False)``: special tokens added (not for ChatGLM4), BOS dropped."""
-    tok = renderer.tokenizer
-    ids = list(tok.hf(word, add_special_tokens=renderer.add_special_tokens)["input_ids"])
-    if ids and ids[0] == tok.hf.bos_token_id:
-        ids = ids[1:]
-    return ids
-
-
 def stop_word_not_single_token(ctx: Context) -> Iterator[Finding]:
     """Rule: an LMDeploy ``stop_words`` entry that encodes (LMDeploy's way) to more than one id → warning
     (LMDeploy drops it). Modelfile stops and generation_config ids: never (strings / ids)."""
-    from harness.renderers.lmdeploy import LMDeployRenderer
+    from harness.renderers.lmdeploy import LMDeployRenderer, lmdeploy_encode
 
     lm = [(s, r) for s, r in ctx.deploys() if isinstance(r, LMDeployRenderer)]
     if not lm:
         raise Skip("no lmdeploy: deploy spec (Ollama matches stop strings; generation_config holds ids)")
     for spec, renderer in lm:
         for word in renderer.template.stop_words or ():
-            ids = _lmdeploy_ids(renderer, word)
+            ids = lmdeploy_encode(renderer.tokenizer, word, renderer.add_special_tokens)
             if len(ids) <= 1:
                 continue
             yield Finding("stop-word-not-single-token", "warning", parse_spec(spec).arg,
