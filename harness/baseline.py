@@ -4,8 +4,8 @@ A class's identity is (train spec, deploy spec, check, severity, cause, where, f
 grouped: control-token ids as ids, any other id as ``text``) — never its count, its place in the list or its
 example conversation. Classes of this run the baseline lacks are **new** (error classes fail the run; warning
 classes only with ``--strict``); baseline classes this run lacks are **fixed**; the rest are **unchanged** and do
-not fail the run. Only (target, check) pairs both reports ran are compared for *fixed*; a class of a target or
-check the baseline never ran is new."""
+not fail the run. Only (target, check) pairs both reports ran (this run not skipping the check) are compared
+for *fixed*; a class of a target or check the baseline never ran is new."""
 
 from __future__ import annotations
 
@@ -177,8 +177,10 @@ class Comparison:
 def compare(baseline: Baseline, report: dict[str, Any]) -> Comparison:
     """Classify this run's classes against the baseline's (see the module docstring for the identity rule)."""
     now, old = class_ids(report), class_ids(baseline.report)
+    ran = {(f"{t['train']} vs {t['deploy']}", c["name"]) for t in report["targets"] for c in t.get("checks") or []
+           if c.get("verdict") != "skipped"}
     # fixed only where both ran the same (target, check); a check or target the baseline never ran is all new
-    old = {t: {c: v for c, v in checks.items() if c in now[t]} for t, checks in old.items() if t in now}
+    old = {t: {c: v for c, v in checks.items() if (t, c) in ran} for t, checks in old.items() if t in now}
     diff = DeepDiff(old, now, ignore_order=True, view="tree")
     new = _leaves(diff, ("set_item_added", "dictionary_item_added"), "t2")
     fixed = _leaves(diff, ("set_item_removed", "dictionary_item_removed"), "t1")
