@@ -13,11 +13,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
-
-from deepdiff import DeepDiff
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from harness.errors import InputError
+
+if TYPE_CHECKING:
+    from deepdiff import DeepDiff
 
 #: Baseline files past this size are refused (a real report.json is well under a few MiB).
 MAX_BASELINE_BYTES = 64 << 20
@@ -176,6 +177,7 @@ class Comparison:
 
 def compare(baseline: Baseline, report: dict[str, Any]) -> Comparison:
     """Classify this run's classes against the baseline's (see the module docstring for the identity rule)."""
+    from deepdiff import DeepDiff  # ~1 s of imports: only for runs with --baseline
     now, old = class_ids(report), class_ids(baseline.report)
     ran = {(f"{t['train']} vs {t['deploy']}", c["name"]) for t in report["targets"] for c in t.get("checks") or []
            if c.get("verdict") != "skipped"}
