@@ -217,7 +217,8 @@ def test_compare_scopes_fixed_to_what_both_ran(tmp_path):
                       c: {"system": [("error", "template-text", "user")]}}, seed=1)
     got = compare(load_baseline(path), now)
     assert [(k.deploy, k.check, k.cause) for k in got.new] == [
-        ("hf:a", "segments", "segment-merge"), ("hf:a", "system", "boundary-merge"), ("hf:c", "system", "template-text")]
+        ("hf:a", "segments", "segment-merge"), ("hf:a", "system", "boundary-merge"),
+        ("hf:c", "system", "template-text")]
     assert got.fixed == () and got.unchanged == 1  # bos was not run now, hf:b not checked: neither is "fixed"
     assert got.missing_targets == ("jinja:t vs hf:b",) and got.failed(strict=False)
     assert summary_line(got).startswith("baseline: 3 new, 0 fixed, 1 unchanged (the baseline was made with other "

@@ -195,7 +195,10 @@ def test_pre_commit_runs_the_example_config(planted, tmp_path, template, env):
 
 
 def test_pre_commit_runs_the_hook_definition_from_a_hook_repo(tmp_path, template, env):
-    """`.pre-commit-hooks.yaml` itself, fetched by pre-commit from a (local) hook repository."""
+    """`.pre-commit-hooks.yaml` itself, fetched by pre-commit from a (local) hook repository: its entry runs
+    with the config's args and its exit status decides the hook (the sweep itself is proven above with the
+    local config, whose hook fields equal this file's). Cheap args keep it fast: `--help` passes, an invalid
+    `--examples 0` fails with the harness's own message."""
     hooks_repo = tmp_path / "hooks"
     hooks_repo.mkdir()
     shutil.copy(HOOKS, hooks_repo / ".pre-commit-hooks.yaml")
@@ -204,18 +207,17 @@ def test_pre_commit_runs_the_hook_definition_from_a_hook_repo(tmp_path, template
     subprocess.run(["git", "commit", "-qm", "hooks"], cwd=hooks_repo, env=env, check=True)
     rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hooks_repo, env=env, check=True, capture_output=True,
                          text=True).stdout.strip()
-    root = _project(tmp_path / "repo", template, env, planted=True)
-    config = {"repos": [{"repo": str(hooks_repo), "rev": rev,
-                         "hooks": [{"id": "template-harness", "args": _local_hook()["args"]}]}]}
-    (root / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
-    subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True)
-    proc = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1 and "Failed" in proc.stdout, proc.stdout + proc.stderr
-    (root / "unrelated.md").write_text("docs only\n")  # files: does not match → the hook does not run
-    subprocess.run(["git", "add", "unrelated.md"], cwd=root, env=env, check=True)
+    root = _project(tmp_path / "repo", template, env)
+    (root / "unrelated.md").write_text("docs only\n")
+    for args, code, shown in ((["--help"], 0, "Passed"), (["--examples", "0"], 1, "examples='0'")):
+        config = {"repos": [{"repo": str(hooks_repo), "rev": rev, "hooks": [{"id": "template-harness", "args": args}]}]}
+        (root / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
+        subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True)
+        proc = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == code and shown in proc.stdout, proc.stdout + proc.stderr
     proc = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--files", "unrelated.md"], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=300)  # files: no match, no run
     assert proc.returncode == 0 and "no files to check" in proc.stdout.lower(), proc.stdout + proc.stderr
 
 

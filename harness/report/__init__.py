@@ -53,4 +53,5 @@ def clear_reports(directory: Path) -> None:
         (directory / name).unlink(missing_ok=True)
 
 
-__all__ = ["FILES", "FORMATS", "build_report", "clear_reports", "render_junit", "render_markdown", "write_atomic", "write_reports"]
+__all__ = ["FILES", "FORMATS", "build_report", "clear_reports", "render_junit", "render_markdown", "write_atomic",
+           "write_reports"]
