@@ -71,7 +71,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="reasoning in assistant turns (default auto: any when either side's template reads "
                             "reasoning — reasoning_content, thinking, <think> — else off)")
     check.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default reports/)")
-    check.add_argument("--format", default="json,md", help="report formats: json,md (default both)")
+    check.add_argument("--format", default="json,md",
+                       help="report formats, a comma list of json, md, junit (report.junit.xml) (default json,md)")
+    check.add_argument("--baseline", type=Path,
+                       help="a report.json of an earlier run: fail only on divergence classes it lacks")
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     check.add_argument("--quiet", action="store_true", help="print only the verdict table")
     doctor = sub.add_parser("doctor", help="static lints of a model dir and its deploy configs (no conversations)")
@@ -146,6 +149,12 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     if len(args.deploy) > MAX_DEPLOYS:
         raise InputError(f"--deploy is given {len(args.deploy)} times; at most {MAX_DEPLOYS} deploy specs per run "
                          "(each may start a renderer process): split the run")
+    baseline = None
+    if args.baseline is not None:  # fail fast: before any work, and before a report in --report-dir is cleared
+        from harness.baseline import check_overlap, load_baseline
+
+        baseline = load_baseline(args.baseline)
+        check_overlap(baseline, args.train, args.deploy)
     _writable_dir(args.report_dir)
     clear_reports(args.report_dir)  # from here on, a run that stops early leaves no report to mistake for its own
     tokenizer = load_model(model=args.model, model_dir=args.model_dir)
@@ -167,9 +176,19 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     code = 2 if errors else 1 if any(r.failed(args.strict) for r in results) else 0
     report = build_report(results, version=__version__, seed=args.seed, examples=args.examples,
                           model=tokenizer.describe(), piece=tokenizer.piece)
-    report["harness"].update(inputs=_inputs(args, tokenizer.model_dir), exit_status=code)
+    report["harness"].update(inputs=_inputs(args, tokenizer.model_dir))
+    comparison = None
+    if baseline is not None:
+        from harness.baseline import compare, to_json
+
+        comparison = compare(baseline, report)
+        report["baseline"] = to_json(baseline, comparison)
+        code = 2 if errors else 1 if comparison.failed(args.strict) else 0
+    report["harness"]["exit_status"] = code
     paths = write_reports(report, args.report_dir, formats)
     _print_summary(out, [r for r in results if r.verdict != "error"], quiet=args.quiet)
+    if comparison is not None:
+        _print_baseline(out, comparison, report, quiet=args.quiet)
     if paths:
         out.print("reports: " + ", ".join(str(p) for p in paths), markup=False)
     for r in errors:
@@ -194,7 +213,9 @@ def _doctor(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        _write_atomic(args.output, text)
+        from harness.report import write_atomic
+
+        write_atomic(args.output.expanduser(), text)
     return result.exit_code
 
 
@@ -209,11 +230,25 @@ def _doctor_output_ok(path: Path, model_dir: Path | None) -> None:
     _writable_dir(target.parent)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".harness-doctor-", dir=path.expanduser().resolve().parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+
+def _print_baseline(out: Console, comparison, report: dict[str, Any], *, quiet: bool) -> None:
+    """The baseline summary line, then every new class in full (identity, why, TokenDiff, counterexample;
+    identity only with --quiet) and the fixed ones by identity."""
+    from harness.baseline import find_class, summary_line
+
+    out.print("")
+    out.print(summary_line(comparison), markup=False)
+    for k in comparison.new:
+        out.print("new: " + k.describe(), markup=False)
+        found = None if quiet else find_class(report, k)
+        if found is not None:
+            out.print(f"  why: {found.get('explanation') or ''}", markup=False)
+            if found.get("diff_text"):
+                out.print(found["diff_text"], markup=False)
+            out.print("  counterexample: " + json.dumps(found.get("counterexample"), ensure_ascii=False),
+                      markup=False)
+    for k in comparison.fixed:
+        out.print("fixed: " + k.describe(), markup=False)
 
 
 def _one_line(message: object) -> str:

@@ -1,4 +1,4 @@
-"""Reports: one dict (JSON) built from run results; Markdown and HTML render that dict.
+"""Reports: one dict (JSON) built from run results; Markdown, HTML and JUnit XML render that dict.
 
 Files are written atomically (a temp file in the same directory, then ``os.replace``), so a reader never
 sees a half-written report; :func:`clear_reports` removes a previous run's reports when a run starts, so an
@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.report.json import build_report, report_json
+from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 
-FORMATS = ("json", "md")
+FORMATS = ("json", "md", "junit")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-FILES = {"json": "report.json", "md": "report.md"}
+FILES = {"json": "report.json", "md": "report.md", "junit": "report.junit.xml"}
+_RENDER = {"json": report_json, "md": render_markdown, "junit": render_junit}
 
 
 def write_reports(report: dict[str, Any], directory: Path, formats: Sequence[str]) -> list[Path]:
@@ -25,9 +27,9 @@ def write_reports(report: dict[str, Any], directory: Path, formats: Sequence[str
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
-        text = report_json(report) if fmt == "json" else render_markdown(report) if fmt == "md" else None
-        if text is not None:
-            paths.append(write_atomic(directory / FILES[fmt], text))
+        render = _RENDER.get(fmt)
+        if render is not None:
+            paths.append(write_atomic(directory / FILES[fmt], render(report)))
     return paths
 
 
@@ -51,4 +53,5 @@ def clear_reports(directory: Path) -> None:
         (directory / name).unlink(missing_ok=True)
 
 
-__all__ = ["FILES", "FORMATS", "build_report", "clear_reports", "render_markdown", "write_atomic", "write_reports"]
+__all__ = ["FILES", "FORMATS", "build_report", "clear_reports", "render_junit", "render_markdown", "write_atomic",
+           "write_reports"]
