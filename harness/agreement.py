@@ -229,11 +229,14 @@ class Agreement:
         return None
 
     def segments(self, conv: Conversation) -> Finding | None:
-        """With ``encode=segments``: segment-wise ids of ``conv``'s training text == whole-string ids."""
+        """With ``encode=segments``: segment-wise ids of ``conv``'s training text == whole-string ids.
+
+        No claim when an answer's place in the training text is not the string prefix of its own prompt (history
+        rewritten, answers that render to nothing): where such an answer's segment starts is no fact of the strings."""
         if getattr(self.pair.train, "encode_mode", "whole") != "segments":
             return None
         view = self.view(conv)
-        if view is None or not view.answers:
+        if view is None or not view.answers or view.rewritten:
             return view.finding if view is not None else None
         text = view.text
         borders = sorted({0, len(text), *(p for _, a, e in view.answers for p in (a, e))})

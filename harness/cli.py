@@ -71,9 +71,21 @@ def _parser() -> argparse.ArgumentParser:
                        help="reasoning in assistant turns (default auto: any when either side's template reads "
                             "reasoning — reasoning_content, thinking, <think> — else off)")
     check.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default reports/)")
-    check.add_argument("--format", default="json,md", help="report formats, a comma list of json,md,html (default json,md)")
+    check.add_argument("--format", default="json,md",
+                       help="report formats, a comma list of json, md, junit (report.junit.xml), html "
+                            "(default json,md)")
+    check.add_argument("--baseline", type=Path,
+                       help="a report.json of an earlier run: fail only on divergence classes it lacks")
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     check.add_argument("--quiet", action="store_true", help="print only the verdict table")
+    doctor = sub.add_parser("doctor", help="static lints of a model dir and its deploy configs (no conversations)")
+    doctor.add_argument("dir", nargs="?", type=Path, help="a Hugging Face model dir (read only)")
+    doctor.add_argument("--model", help="a zoo model name instead of DIR (see `harness models`)")
+    doctor.add_argument("--train", help="training side spec whose answers' end token is checked (default jinja:.)")
+    doctor.add_argument("--deploy", action="append", default=[], help="deploy spec to lint, e.g. "
+                        "ollama:path/Modelfile or lmdeploy:path/chat_template.json (repeatable)")
+    doctor.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    doctor.add_argument("--output", type=Path, help="write the output to this file instead of stdout")
     sub.add_parser("models", help="list the zoo models")
     table = sub.add_parser("lf-table", help="LLaMA-Factory templates vs their models' templates -> docs/llamafactory.md")
     table.add_argument("--examples", type=_examples, default=1000,
@@ -103,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n".join(zoo_names()))
             return 0
+        if args.command == "doctor":
+            return _doctor(args)
         out = Console(highlight=False, soft_wrap=True)
         if not out.is_terminal:
             out = Console(highlight=False, soft_wrap=True, width=200)
@@ -136,6 +150,12 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     if len(args.deploy) > MAX_DEPLOYS:
         raise InputError(f"--deploy is given {len(args.deploy)} times; at most {MAX_DEPLOYS} deploy specs per run "
                          "(each may start a renderer process): split the run")
+    baseline = None
+    if args.baseline is not None:  # fail fast: before any work, and before a report in --report-dir is cleared
+        from harness.baseline import check_overlap, load_baseline
+
+        baseline = load_baseline(args.baseline)
+        check_overlap(baseline, args.train, args.deploy)
     _writable_dir(args.report_dir)
     clear_reports(args.report_dir)  # from here on, a run that stops early leaves no report to mistake for its own
     tokenizer = load_model(model=args.model, model_dir=args.model_dir)
@@ -157,15 +177,80 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     code = 2 if errors else 1 if any(r.failed(args.strict) for r in results) else 0
     report = build_report(results, version=__version__, seed=args.seed, examples=args.examples,
                           model=tokenizer.describe(), piece=tokenizer.piece)
-    report["harness"].update(inputs=_inputs(args, tokenizer.model_dir), exit_status=code,
+    report["harness"].update(inputs=_inputs(args, tokenizer.model_dir),
                              versions=_versions([args.train, *args.deploy]))
+    comparison = None
+    if baseline is not None:
+        from harness.baseline import compare, to_json
+
+        comparison = compare(baseline, report)
+        report["baseline"] = to_json(baseline, comparison)
+        code = 2 if errors else 1 if comparison.failed(args.strict) else 0
+    report["harness"]["exit_status"] = code
     paths = write_reports(report, args.report_dir, formats)
     _print_summary(out, [r for r in results if r.verdict != "error"], quiet=args.quiet)
+    if comparison is not None:
+        _print_baseline(out, comparison, report, quiet=args.quiet)
     if paths:
         out.print("reports: " + ", ".join(str(p) for p in paths), markup=False)
     for r in errors:
         sys.stderr.write(f"harness: error: {_one_line(r.error)}\n")
     return code
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """``harness doctor``: lint, print or write the table/JSON, exit 1 on an error-level finding."""
+    from harness.doctor import diagnose
+    from harness.doctor.output import to_json, to_table
+
+    if (args.dir is None) == (args.model is None):
+        raise InputError("harness doctor needs exactly one of DIR or --model NAME; e.g. `harness doctor ./my-finetune` "
+                         "or `harness doctor --model qwen2.5`")
+    if len(args.deploy) > MAX_DEPLOYS:
+        raise InputError(f"--deploy is given {len(args.deploy)} times; at most {MAX_DEPLOYS} deploy specs per run")
+    if args.output is not None:
+        _doctor_output_ok(args.output, args.dir)
+    ctx, result = diagnose(model_dir=args.dir, model=args.model, train=args.train, deploy=args.deploy)
+    text = to_json(ctx, result) if args.format == "json" else to_table(ctx, result)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        from harness.report import write_atomic
+
+        write_atomic(args.output.expanduser(), text)
+    return result.exit_code
+
+
+def _doctor_output_ok(path: Path, model_dir: Path | None) -> None:
+    """--output must be writable and outside the model dir (doctor never writes there)."""
+    target = path.expanduser().resolve()
+    if model_dir is not None and model_dir.is_dir() and target.is_relative_to(model_dir.expanduser().resolve()):
+        raise InputError(f"--output={str(path)!r}: is inside the model dir, which harness doctor never writes to; "
+                         "pass a path outside it")
+    if target.is_dir():
+        raise InputError(f"--output={str(path)!r}: is a directory; pass a file path")
+    _writable_dir(target.parent)
+
+
+
+def _print_baseline(out: Console, comparison, report: dict[str, Any], *, quiet: bool) -> None:
+    """The baseline summary line, then every new class in full (identity, why, TokenDiff, counterexample;
+    identity only with --quiet) and the fixed ones by identity."""
+    from harness.baseline import find_class, summary_line
+
+    out.print("")
+    out.print(summary_line(comparison), markup=False)
+    for k in comparison.new:
+        out.print("new: " + k.describe(), markup=False)
+        found = None if quiet else find_class(report, k)
+        if found is not None:
+            out.print(f"  why: {found.get('explanation') or ''}", markup=False)
+            if found.get("diff_text"):
+                out.print(found["diff_text"], markup=False)
+            out.print("  counterexample: " + json.dumps(found.get("counterexample"), ensure_ascii=False),
+                      markup=False)
+    for k in comparison.fixed:
+        out.print("fixed: " + k.describe(), markup=False)
 
 
 def _one_line(message: object) -> str:

@@ -21,7 +21,9 @@ MAX_SHRUNK_CLASSES = 5
 class DivergenceClass:
     """Failures of one check that share a cause, a place (by role) and the first differing id pair.
 
-    ``failure`` is the shrunk counterexample of the first conversation in the class (None past the cap)."""
+    ``failure`` is the shrunk counterexample of the first conversation in the class (None past the cap);
+    ``pair`` is that conversation's first differing ids, ``key_pair`` the class's own (ids that are not control
+    tokens as ``"text"``), the same in every run that finds the class."""
 
     cause: str
     severity: str
@@ -30,6 +32,7 @@ class DivergenceClass:
     count: int
     failure: Failure | None = None
     example: Failure | None = field(default=None, repr=False, compare=False)  # as found, unshrunk
+    key_pair: tuple[int | str | None, int | str | None] = (None, None)
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int) -> CheckResult
         shrunk = minimal(pair, t.check, first, shrink_failures, key) if rank < MAX_SHRUNK_CLASSES else None
         severity, cause, where, ids = key
         shown = first.pair if ids != (None, None) else ids
-        classes.append(DivergenceClass(cause, severity, where, shown, count, shrunk, first))
+        classes.append(DivergenceClass(cause, severity, where, shown, count, shrunk, first, ids))
     verdict: Verdict = "fail" if t.errors else "warn" if t.warnings else "pass"
     return CheckResult(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, tuple(classes))
 

@@ -264,19 +264,28 @@ def test_segments_do_not_split_a_special_token(model, messages, tools):
     """Once an artefact (an answer start inside '<｜end▁of▁sentence｜>' or '<s>[INST]', found by the calibration),
     fixed by locating answers in history-rewriting templates."""
     conv = Conversation.from_openai({"messages": messages, "tools": tools} if tools else messages)
-    _assert_no_false_error(_pair(model, "jinja:.,encode=segments"), conv)
+    pair = _pair(model, "jinja:.,encode=segments")
+    _assert_no_false_error(pair, conv)
+    train = pair.train.render(conv)
+    text, border = train.text, 0
+    for segment in train.segments[:-1]:
+        border += len(segment)
+        cut = [t for t in pair.tokenizer.added_tokens if len(t) > 1
+               and 0 <= text.find(t, max(0, border - len(t) + 1), border + len(t) - 1) < border]
+        assert not cut, f"the segment border at char {border} cuts {cut}"
 
 
 @pytest.mark.real_tokenizer
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="harness artefact: a boundary merge whose first differing id ends before the "
-                   "served prompt does (BPE re-segments a word that runs across the border) is not recognised as one; "
-                   "when the plain variant merges too, prompt-prefix reports a 'tokenisation' error")
-def test_artefact_boundary_merge_before_the_border(tmp_path):
+def test_boundary_merge_before_the_border_is_a_warning(tmp_path):
+    """Once an artefact: BPE re-segments the word that runs across the served prompt's end ('hi' + 'there'), so
+    the first differing training id ends before the border; it is a boundary merge (a warning), not an error."""
     template = tmp_path / "concat.jinja"  # messages back to back, as LLaMA-Factory's `empty` template writes them
     template.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
     pair = make_pair(load_model(model="qwen2.5"), f"jinja:{template}", f"hf:{template}")
     conv = Conversation.from_openai([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "there"}])
     _assert_no_false_error(pair, conv)
+    failure = CHECKS["prompt-prefix"].run(pair.case(conv))
+    assert failure is not None and (failure.severity, failure.cause) == ("warning", "boundary-merge")
 
 
 def _phi3(name: str):
@@ -319,3 +328,54 @@ def test_stop_option_keeps_special_tokens_whole():
     tok = load_model(model="qwen2.5")
     renderer = build_renderer("hf:.,stop=<|im_end|>", tok, side="deploy")
     assert sorted(tok.piece(i) for i in renderer.stop_ids) == ["<|endoftext|>", "<|im_end|>"]
+
+
+#: Answers whose own rendering changes once later turns follow, while the served prompt stays a prefix of the
+#: training text: the trained span starts right after it (once a false loss-region / stop-mismatch).
+REWRITTEN_ANSWERS = [
+    ("glm4moe", "glm4", [{"role": "user", "content": ""}, {"role": "assistant", "content": "", "reasoning_content": "a"},
+                         {"role": "user", "content": ""}, {"role": "assistant", "content": ""}]),
+    ("gemma4", "qwen2.5", {"messages": [
+        {"role": "user", "content": ""},
+        {"role": "assistant", "content": "a", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": \"y\"}"}}]},
+        {"role": "tool", "content": "", "tool_call_id": "c1", "name": "f"}, {"role": "assistant", "content": ""}]}),
+]
+
+
+def _trl_self_pair(template: str, model: str):
+    from harness.calibrate import package_templates
+
+    path = next(t.path for t in package_templates("trl") if t.id == f"trl:{template}")
+    return make_pair(load_model(model=model), f"jinja:{path}", f"hf:{path}")
+
+
+@pytest.mark.real_tokenizer
+@pytest.mark.parametrize("template,model,conv", REWRITTEN_ANSWERS, ids=[t for t, _, _ in REWRITTEN_ANSWERS])
+def test_rewritten_answer_starts_where_the_served_prompt_ends(template, model, conv):
+    pair = _trl_self_pair(template, model)
+    conv = Conversation.from_openai(conv)
+    _assert_no_false_error(pair, conv)
+    train, first = pair.train.render(conv), conv.assistant_indices[0]
+    served = pair.deploy.render(conv.prefix(first))
+    assert train.ids[:len(served.ids)] == served.ids
+    assert train.answer(first).start == len(served.ids) < train.answer(first).end
+
+
+@pytest.mark.real_tokenizer
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="harness artefact: Nemotron 3 opens '<think>\\n' in "
+                   "the generation prompt but writes answered turns as '<think></think>', so no served prompt is a "
+                   "prefix of the training text; the call of a later answer is then placed on an earlier answer's "
+                   "equal call text")
+def test_artefact_rewritten_answer_span_nemotron():
+    pair = _trl_self_pair("nemotron_3_nano", "qwen2.5")
+    conv = {"messages": [  # answer messages[1], a call-only turn: trained as '>\n'
+        {"role": "user", "content": ""},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
+            "name": "send_email", "arguments": "{\"to\": [], \"subject\": \"s\", \"urgent\": true}"}}]},
+        {"role": "tool", "content": "", "tool_call_id": "c1", "name": "send_email"},
+        {"role": "assistant", "content": "a", "reasoning_content": "a", "tool_calls": [{"id": "c2", "type": "function",
+            "function": {"name": "send_email", "arguments": "{\"to\": [\"x\"], \"urgent\": true}"}}]},
+        {"role": "tool", "content": "", "tool_call_id": "c2", "name": "send_email"},
+        {"role": "assistant", "content": ""}, {"role": "user", "content": ""}, {"role": "assistant", "content": ""}]}
+    _assert_no_false_error(pair, Conversation.from_openai(conv))

@@ -95,7 +95,8 @@ def test_stop_ids_match_real_lmdeploy(real, qwen):
 
 def test_substring_stop_words_and_doubled_bos_match_real_lmdeploy(real, tmp_path):
     """Llama-3: a system box that writes <|begin_of_text|> gives two BOS (one added by the tokenizer): LMDeploy
-    drops one. A stop word found inside many vocab tokens ("\\n\\n") stops on at most 5 exact ones."""
+    drops one. A stop word found inside many vocab tokens ("\\n\\n") stops on at most 5 exact ones; one that encodes
+    to two ids ("izeComp", inside one vocab token) stops on nothing: LMDeploy drops it."""
     _, merge, real_tokenizer = real
     llama = load_model(model="llama3")
     path = tmp_path / "llama3.chat_template.json"
@@ -104,7 +105,7 @@ def test_substring_stop_words_and_doubled_bos_match_real_lmdeploy(real, tmp_path
         "meta_instruction": "You are helpful.", "eosys": "<|eot_id|>",
         "user": "<|start_header_id|>user<|end_header_id|>\n\n", "eoh": "<|eot_id|>",
         "assistant": "<|start_header_id|>assistant<|end_header_id|>\n\n", "eoa": "<|eot_id|>",
-        "stop_words": ["<|eot_id|>", "\n\n", "assistant"]}))
+        "stop_words": ["<|eot_id|>", "\n\n", "assistant", "izeComp"]}))
     template, lm_tok = real_template(real, str(path)), real_tokenizer(llama)
     ours = make_pair(llama, "jinja:" + fixture("templates/bos_chatml.jinja"), f"lmdeploy:{path}").deploy
     for conv in generate(60, seed=1, tools=False):
@@ -113,7 +114,8 @@ def test_substring_stop_words_and_doubled_bos_match_real_lmdeploy(real, tmp_path
         got = list(ours.render(prompt).ids)
         assert got == want == list(ours.render(prompt, detail=False).ids)
         assert got[0] == llama.bos_id != got[1]  # the tokenizer's BOS + the template's: one is dropped
-    want_stops = {i for w in ["<|eot_id|>", "\n\n", "assistant"] for i in lm_tok.indexes_containing_token(w)}
+    assert lm_tok.indexes_containing_token("izeComp") == []
+    want_stops = {i for w in ["<|eot_id|>", "\n\n", "assistant", "izeComp"] for i in lm_tok.indexes_containing_token(w)}
     assert ours.stop_ids == frozenset(want_stops | {lm_tok.eos_token_id} | set(llama.generation_eos_ids))
 
 

@@ -76,13 +76,21 @@ def compare_prompt(case: Case, check: str, ans: "Answer") -> Failure | None:
 
 
 def _straddles(train: "Encoded", prompt: "Encoded", ans: "Answer") -> bool:
-    """The first differing training id spans the end of the served prompt's text (texts agree)."""
+    """A training id from the first differing one on spans the end of the served prompt's text (texts agree):
+    the whole-string tokenisation merged across the border, re-segmenting the word it runs through."""
     n = min(len(prompt.ids), len(train.ids))
     i = next((j for j in range(n) if prompt.ids[j] != train.ids[j]), n)
     if train.offsets is None or i >= len(train.offsets) or prompt.text is None:
         return ans.straddles
-    start, end = train.offsets[i]
-    return start < len(prompt.text) < end
+    border = len(prompt.text)
+    if train.offsets[i][0] == train.offsets[i][1]:  # a token of no text (an added BOS) differs: no merge
+        return False
+    for start, end in train.offsets[i:]:  # BPE may re-segment a word before the token that runs across
+        if start >= border:
+            return False
+        if start < border < end:
+            return True
+    return False
 
 
 def _loss_region(case: Case, check: str, ans: "Answer", prompt: "Encoded") -> Failure:

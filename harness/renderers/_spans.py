@@ -129,9 +129,26 @@ def _suffix_at(answer: str, full: str, j: int, hi: int) -> int:
 def place(context: str, answer: str, full: str, hi: int, texts: Sequence[str] = ()) -> tuple[int, int] | None:
     """``(start, end)`` of ``answer`` in ``full[:hi]``, ``context`` being the text before it where it was
     rendered and ``texts`` its own texts; None when no place before ``hi`` follows the end of ``context``
-    with any of ``answer``."""
-    if len(context) + len(answer) <= hi and full.startswith(context) and full.startswith(answer, len(context)):
-        return len(context), len(context) + len(answer)
+    with any of ``answer``.
+
+    Where ``full`` repeats ``context`` (the served prompt is the training text's prefix) the answer starts
+    right after it even when later turns rewrote the answer itself (GLM-4.5 and Gemma 4 empty the reasoning
+    of answered turns, Gemma 4 writes the tool response into the model's turn): it ends where its rewritten
+    form found after its own opening text ends, else where ``full`` stops repeating the answer."""
+    c = len(context)
+    if c + len(answer) <= hi and full.startswith(context) and full.startswith(answer, c):
+        return c, c + len(answer)
+    found = _search(context, answer, full, hi, texts)
+    if c > hi or not full.startswith(context):
+        return found
+    own = len(os.path.commonprefix([answer, full[c:hi]]))
+    if found is not None and c <= found[0] <= c + own:
+        return c, found[1]
+    return (c, c + own) if own else found
+
+
+def _search(context: str, answer: str, full: str, hi: int, texts: Sequence[str]) -> tuple[int, int] | None:
+    """The place of ``answer`` whose preceding text agrees longest with ``context``'s tail (ties: the later)."""
     if not context:
         end = _answer_end(answer, texts, full, 0, hi) if answer else 0
         return None if end is None else (0, end)
@@ -150,3 +167,4 @@ def place(context: str, answer: str, full: str, hi: int, texts: Sequence[str] = 
         if best is not None:
             return best[1], best[2]
     return None
+

@@ -176,17 +176,26 @@ def _token_texts(tokenizer: "Tokenizer") -> dict[str, int]:
     return {t: i for i, t in enumerate(tokens) if isinstance(t, str)}
 
 
-def stop_word_ids(tokenizer: "Tokenizer", word: str) -> list[int]:
-    """``HuggingFaceTokenizer.indexes_containing_token``: the ids LMDeploy stops on for one stop word."""
+def lmdeploy_encode(tokenizer: "Tokenizer", text: str, add_special_tokens: bool = True) -> list[int]:
+    """``lmdeploy.Tokenizer.encode(text, add_bos=False)``: special tokens added (never for ChatGLM4), a leading
+    BOS dropped."""
+    enc = tokenizer.encode(text, add_special_tokens=add_special_tokens)
+    return enc[1:] if enc and enc[0] == tokenizer.hf.bos_token_id else enc
+
+
+def stop_word_ids(tokenizer: "Tokenizer", word: str, add_special_tokens: bool = True) -> list[int]:
+    """``lmdeploy.Tokenizer.indexes_containing_token``: the ids LMDeploy stops on for one stop word — none when
+    the word encodes to more than one id (LMDeploy logs "can not be used as stop words" and drops it), else
+    every base-vocabulary token whose string contains it (``HuggingFaceTokenizer``'s rule)."""
+    if len(lmdeploy_encode(tokenizer, word, add_special_tokens)) > 1:
+        return []
     texts = _token_texts(tokenizer)
     needle = "▁" if word == " " else word
     ids = [i for t, i in texts.items() if needle in t]
     if len(ids) > MAX_STOP_INDEXES:
         ids = [i for i in ids if tokenizer.hf.decode([i], skip_special_tokens=True) == needle][:MAX_STOP_INDEXES]
     if not ids:
-        enc = tokenizer.encode(needle, add_special_tokens=True)
-        if enc and enc[0] == tokenizer.hf.bos_token_id:
-            enc = enc[1:]
+        enc = lmdeploy_encode(tokenizer, needle, add_special_tokens)
         ids = enc if len(enc) == 1 else []
     return ids
 
@@ -208,7 +217,7 @@ class LMDeployRenderer:
         if self._stop_ids is None:
             stops: set[int] = set()
             for word in self.template.stop_words or ():
-                stops.update(stop_word_ids(self.tokenizer, word))
+                stops.update(stop_word_ids(self.tokenizer, word, self.add_special_tokens))
             if self.tokenizer.hf.eos_token_id is not None:
                 stops.add(self.tokenizer.hf.eos_token_id)
             stops.update(self.tokenizer.generation_eos_ids)

@@ -1,4 +1,4 @@
-"""Reports: one dict (JSON) built from run results; Markdown and HTML render that dict.
+"""Reports: one dict (JSON) built from run results; Markdown, HTML and JUnit XML render that dict.
 
 Files are written atomically (a temp file in the same directory, then ``os.replace``), so a reader never
 sees a half-written report; :func:`clear_reports` removes a previous run's reports when a run starts, so an
@@ -13,12 +13,14 @@ from typing import Any, Sequence
 
 from harness.report.json import build_report, report_json
 from harness.report.html import render_html
+from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 
-FORMATS = ("json", "md", "html")
+FORMATS = ("json", "md", "junit", "html")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-FILES = {"json": "report.json", "md": "report.md", "html": "report.html"}
+FILES = {"json": "report.json", "md": "report.md", "junit": "report.junit.xml", "html": "report.html"}
+_RENDER = {"json": report_json, "md": render_markdown, "junit": render_junit, "html": render_html}
 
 
 def write_reports(report: dict[str, Any], directory: Path, formats: Sequence[str]) -> list[Path]:
@@ -26,7 +28,7 @@ def write_reports(report: dict[str, Any], directory: Path, formats: Sequence[str
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
-        render = {"json": report_json, "md": render_markdown, "html": render_html}.get(fmt)
+        render = _RENDER.get(fmt)
         if render is not None:
             paths.append(write_atomic(directory / FILES[fmt], render(report)))
     return paths
@@ -52,4 +54,5 @@ def clear_reports(directory: Path) -> None:
         (directory / name).unlink(missing_ok=True)
 
 
-__all__ = ["FILES", "FORMATS", "build_report", "clear_reports", "render_html", "render_markdown", "write_atomic", "write_reports"]
+__all__ = ["FILES", "FORMATS", "build_report", "clear_reports", "render_html", "render_junit", "render_markdown",
+           "write_atomic", "write_reports"]

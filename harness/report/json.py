@@ -30,7 +30,8 @@ def _class(c: DivergenceClass, piece: Callable[[int], str] | None) -> dict[str, 
     ids = {side: (None if i is None else {"id": i, "piece": piece(i) if piece else None})
            for side, i in zip(("train", "deploy"), c.pair)}
     out = {"cause": c.cause, "cause_summary": cause_summary(c.cause), "severity": c.severity, "where": c.where,
-           "count": c.count, "first_pair": ids, "shrunk": c.failure is not None}
+           "count": c.count, "first_pair": ids, "class_pair": dict(zip(("train", "deploy"), c.key_pair)),
+           "shrunk": c.failure is not None}
     out.update(_failure(c.failure or c.example))
     diff = c.failure.diff if c.failure is not None else None
     if piece is not None and diff is not None and diff.index is not None:

@@ -28,6 +28,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for t in report["targets"]:
         cells = [_cell(c) for c in t["checks"]]
         lines.append(f"| `{t['train']}` | `{t['deploy']}` | **{t['verdict']}** | " + " | ".join(cells) + " |")
+    lines += _baseline(report.get("baseline"))
     for t in report["targets"]:
         if t.get("error"):
             lines += ["", f"## `{t['train']}` vs `{t['deploy']}`: error", "", t["error"]]
@@ -56,6 +57,19 @@ def render_markdown(report: dict[str, Any]) -> str:
                 label = "Minimal counterexample:" if k.get("shrunk") else "Counterexample (as found, not shrunk):"
                 lines += [label, "", "```json", json.dumps(k["counterexample"], indent=2, ensure_ascii=False), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _baseline(b: dict[str, Any] | None) -> list[str]:
+    """The ``--baseline`` comparison: its summary line, then new and fixed classes by identity."""
+    if not b:
+        return []
+    from harness.baseline import ClassId
+
+    lines = ["", "## Baseline", "", f"Compared with `{b['path']}` (sha256 `{b['sha256'][:16]}…`): {b['summary']}."]
+    for label, key in (("New (not in the baseline)", "new"), ("Fixed (in the baseline, not found now)", "fixed")):
+        if b[key]:
+            lines += ["", f"{label}:", ""] + [f"- {ClassId.from_json(k).describe()}" for k in b[key]]
+    return lines
 
 
 def _ids(k: dict[str, Any]) -> str:
