@@ -21,7 +21,7 @@ PLANTED = "{{- '\\n</tool_response>\\n' }}"  # one extra newline after every too
 
 def _check(cwd: Path, *extra: str, examples: int = 30, out: str = "rep") -> int:
     return main(["check", "--model", "qwen2.5", "--train", "jinja:train.jinja", "--deploy", "hf:serve.jinja",
-                 "--examples", str(examples), "--report-dir", str(cwd / out), "--format", "json,md,junit",
+                 "--examples", str(examples), "--report-dir", str(cwd / out), "--format", "json,md,junit,html",
                  "--quiet", *extra])
 
 
@@ -90,6 +90,9 @@ def test_planted_divergence_is_new_and_fails(work, baselines, template, capsys):
                                           "check": "prompt-prefix", "severity": "error", "cause": "tools-rendered",
                                           "where": "tool", "first_pair": {"train": "text", "deploy": "text"}}]
     assert "## Baseline" in (work / "rep" / "report.md").read_text()
+    html = (work / "rep" / "report.html").read_text()
+    new = html[html.index('<ul class="new">'):]
+    assert '<section class="baseline" id="baseline">' in html and "tools-rendered at tool" in new[:new.index("</ul>")]
     case = next(c for c in list(JUnitXml.fromfile(str(work / "rep" / "report.junit.xml")))[0]
                 if c.name == "prompt-prefix")
     assert [type(r) for r in case.result] == [Failure] and case.result[0].type == "tools-rendered"
@@ -102,6 +105,8 @@ def test_fixed_template_lists_the_fixed_class(work, baselines, capsys):
     assert "fixed: prompt-prefix: error tools-rendered at tool" in out
     md = (work / "rep" / "report.md").read_text()
     assert "Fixed (in the baseline, not found now):" in md and "tools-rendered" in md.split("## Baseline")[1]
+    html = (work / "rep" / "report.html").read_text()
+    assert '<ul class="new">' not in html and "tools-rendered at tool" in html.split('<ul class="fixed">')[1]
 
 
 def test_counts_order_and_examples_do_not_make_classes_new(work, baselines, template, capsys):

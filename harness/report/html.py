@@ -89,7 +89,7 @@ def render_html(report: dict[str, Any]) -> str:
     """The whole page. Same report dict → byte-identical HTML (no timestamps; order as in the dict)."""
     h, model = report["harness"], report["model"]
     first = _first_failing(report)
-    body = [_header(h, model), _verdicts(report)]
+    body = [_header(h, model), _verdicts(report), _baseline(report.get("baseline"))]
     for t, target in enumerate(report["targets"]):
         body.append(_target(t, target))
     body.append(_provenance(report))
@@ -145,6 +145,22 @@ def _verdicts(report: dict[str, Any]) -> str:
     return ("<section class=\"verdicts\"><h2>Verdicts</h2><p class=\"note\">Cells: failing/checked conversations "
             "(pass: checked). Each cell links to its check.</p><div class=\"scroll-x\"><table class=\"verdict-table\">"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>")
+
+
+def _baseline(b: dict[str, Any] | None) -> str:
+    """The ``--baseline`` comparison: its summary line, then new and fixed classes by identity ('' without one)."""
+    if not b:
+        return ""
+    from harness.baseline import ClassId
+
+    out = [f"<section class=\"baseline\" id=\"baseline\"><h2>Baseline</h2><p>Compared with "
+           f"<code>{e(b['path'])}</code> (sha256 <code>{e(b['sha256'][:16])}…</code>): {e(b['summary'])}.</p>"]
+    for label, key, css in (("New (not in the baseline)", "new", "bad"),
+                            ("Fixed (in the baseline, not found now)", "fixed", "ok")):
+        if b[key]:
+            items = "".join(f"<li>{e(ClassId.from_json(k).describe())}</li>" for k in b[key])
+            out.append(f"<h3 class=\"{css}\">{e(label)}</h3><ul class=\"{key}\">{items}</ul>")
+    return "".join(out) + "</section>"
 
 
 def _target(t: int, target: dict[str, Any]) -> str:
