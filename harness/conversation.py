@@ -140,14 +140,21 @@ class Message:
 
 @dataclass(frozen=True)
 class Conversation:
-    """An ordered chat with optional tool definitions."""
+    """An ordered chat with optional tool definitions.
+
+    ``source`` names the training record it was read from (``train.jsonl:17``, ``train.json[16]``; None for a
+    generated one); ``meta`` holds record data that is not a message but a renderer may read (PaddleNLP's
+    ``context``, under the key ``"context"``). Neither takes part in equality."""
 
     messages: tuple[Message, ...]
     tools: tuple[Tool, ...] = ()
+    source: str | None = field(default=None, compare=False)
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "messages", tuple(self.messages))
         object.__setattr__(self, "tools", tuple(self.tools))
+        object.__setattr__(self, "meta", _freeze(self.meta))
         _validate(self)
 
     @property
@@ -169,6 +176,8 @@ class Conversation:
         out = object.__new__(Conversation)  # a prefix of a valid conversation is valid: skip re-validation
         object.__setattr__(out, "messages", self.messages[:k])
         object.__setattr__(out, "tools", self.tools)
+        object.__setattr__(out, "source", self.source)
+        object.__setattr__(out, "meta", self.meta)
         return out
 
     def to_openai(self, form: Form = "request") -> dict[str, Any]:
