@@ -62,8 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--model-dir", type=Path, help="a Hugging Face model dir with tokenizer files")
     check.add_argument("--train", required=True, help="training side spec, e.g. jinja:train.jinja")
     check.add_argument("--deploy", action="append", required=True, help="deploy side spec, e.g. hf:. (repeatable)")
-    check.add_argument("--examples", type=_examples, default=2000,
-                       help=f"conversations per target (default 2000, at most {MAX_EXAMPLES:,})")
+    check.add_argument("--examples", type=_examples, default=None,
+                       help=f"generated conversations per target (default 2000, or none with --data; at most "
+                            f"{MAX_EXAMPLES:,})")
+    check.add_argument("--data", type=Path, help="sweep the records of this training file (JSON/JSONL) first")
+    check.add_argument("--data-format", help="the --data file's format (default: detected): openai, sharegpt, "
+                       "alpaca, xtuner, paddlenlp")
+    check.add_argument("--data-info", type=Path, help="LLaMA-Factory dataset_info.json mapping the file's columns "
+                       "(default: the one beside --data)")
+    check.add_argument("--data-name", help="the dataset_info.json entry to use (default: the one whose file_name is "
+                       "--data)")
     check.add_argument("--seed", type=_seed, default=0, help="generator seed (default 0)")
     check.add_argument("--checks", help="comma-separated subset of checks (default: all)")
     check.add_argument("--tools", choices=("any", "on", "off"), default="any", help="tool calls in conversations")
@@ -156,6 +164,7 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         baseline = load_baseline(args.baseline)
         check_overlap(baseline, args.train, args.deploy)
+    source, data = _data(args)  # a bad record stops the run here, before any work
     _writable_dir(args.report_dir)
     clear_reports(args.report_dir)  # from here on, a run that stops early leaves no report to mistake for its own
     tokenizer = load_model(model=args.model, model_dir=args.model_dir)
@@ -167,16 +176,22 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     for pair in pairs:
         reasoning = _flag(args.reasoning) if args.reasoning != "auto" else ("any" if reads_reasoning(pair) else False)
-        convs = generate(args.examples, seed=args.seed, tools=_flag(args.tools), reasoning=reasoning)
-        progress = _progress(err, args.examples, pair.name) if args.examples >= 500 and err.is_terminal else None
+        convs = generate(args.examples, seed=args.seed, tools=_flag(args.tools), reasoning=reasoning) \
+            if args.examples else iter(())
+        if source is not None:
+            from itertools import chain
+
+            convs = chain(source.conversations(), convs)
+        total = args.examples + (data["records"] - data["skipped"]["count"] if data else 0)
+        progress = _progress(err, total, pair.name) if total >= 500 and err.is_terminal else None
         with progress or nullcontext():
-            task = progress.add_task(pair.name, total=args.examples) if progress else None
+            task = progress.add_task(pair.name, total=total) if progress else None
             advance = (lambda k, t=task: progress.advance(t, k)) if progress else None
             results.append(run_pair(pair, convs, checks=checks, advance=advance))
     errors = [r for r in results if r.verdict == "error"]
     code = 2 if errors else 1 if any(r.failed(args.strict) for r in results) else 0
     report = build_report(results, version=__version__, seed=args.seed, examples=args.examples,
-                          model=tokenizer.describe(), piece=tokenizer.piece)
+                          model=tokenizer.describe(), piece=tokenizer.piece, data=data)
     report["harness"].update(inputs=_inputs(args, tokenizer.model_dir),
                              versions=_versions([args.train, *args.deploy]))
     comparison = None
@@ -189,6 +204,9 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     report["harness"]["exit_status"] = code
     paths = write_reports(report, args.report_dir, formats)
     _print_summary(out, [r for r in results if r.verdict != "error"], quiet=args.quiet)
+    if data and data["skipped"]["count"]:
+        out.print(f"{data['skipped']['count']} record(s) skipped as the trainer skips them (first: "
+                  f"{data['skipped']['first_reason']})", markup=False)
     if comparison is not None:
         _print_baseline(out, comparison, report, quiet=args.quiet)
     if paths:
@@ -196,6 +214,22 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     for r in errors:
         sys.stderr.write(f"harness: error: {_one_line(r.error)}\n")
     return code
+
+
+def _data(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None]:
+    """``--data``: open and scan the training file (InputError at its first bad record); set ``args.examples``
+    (generated conversations: as given, else 2000 without --data and none with it)."""
+    if args.data is None:
+        if args.data_format or args.data_info or args.data_name:
+            raise InputError("--data-format, --data-info and --data-name describe a --data file; pass --data FILE")
+        args.examples = 2000 if args.examples is None else args.examples
+        return None, None
+    from harness.data import open_data, scan
+
+    source = open_data(args.data, fmt=args.data_format, info=args.data_info, name=args.data_name)
+    found = scan(source)
+    args.examples = args.examples or 0
+    return source, {**source.describe(), **found.to_json(), "generated": args.examples}
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -301,6 +335,10 @@ def _inputs(args: argparse.Namespace, model_dir: Path) -> dict[str, Any]:
         "model": args.model_dir and str(args.model_dir) or args.model or "qwen2.5", "train": args.train,
         "deploy": list(args.deploy), "examples": args.examples, "seed": args.seed, "checks": args.checks,
         "tools": args.tools, "reasoning": args.reasoning, "strict": args.strict, "files": files}
+    if args.data is not None:
+        files[str(args.data)] = _sha256(args.data)
+        inputs.update(data=str(args.data), data_format=args.data_format, data_info=args.data_info and
+                      str(args.data_info), data_name=args.data_name)
     inputs["sha256"] = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     return inputs
 
@@ -386,10 +424,18 @@ def _print_summary(out: Console, results, *, quiet: bool) -> None:
                           + escape(f"{' at ' + k.where if k.where else ''}, {k.count} conversation(s) — "
                                    f"{r.train} vs {r.deploy}"))
                 out.print(f"cause: {cause_summary(k.cause)}", markup=False)
+                if k.record_count:
+                    from harness.report.json import records_line
+
+                    out.print(records_line({"records": {"count": k.record_count, "first": list(k.records)},
+                                            "cause_summary": cause_summary(k.cause), "cause": k.cause,
+                                            "severity": k.severity, "where": k.where}), markup=False)
                 out.print(f.explanation, markup=False)
                 if f.diff is not None and f.diff.index is not None:
                     out.print(f.diff.render(), markup=False)
-                if k.failure is not None:
+                if k.failure is not None and k.source is not None:
+                    out.print(f"record {k.source} (as found): " + f.conversation.to_json(), markup=False)
+                elif k.failure is not None:
                     out.print("minimal counterexample: " + f.conversation.to_json(), markup=False)
                 else:
                     out.print(f"(beyond the {MAX_SHRUNK_CLASSES} largest classes: not shrunk; the counterexample "

@@ -33,6 +33,8 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("seed", "string", "0", "generator seed"),
     ("report-dir", "string", None, "write report.json/report.md here at session end"),
     ("strict", "bool", False, "fail gate items on warnings too"),
+    ("data", "string", None, "sweep the records of this training file (JSON/JSONL; format detected) instead of "
+                             "generated conversations; with --harness-examples given too, both"),
 )
 
 
@@ -46,6 +48,9 @@ class Settings:
     seed: int
     report_dir: str | None
     strict: bool
+    data: str | None = None
+    #: --harness-examples given on the command line (with --harness-data: also sweep that many generated)
+    examples_given: bool = False
 
 
 _SETTINGS = pytest.StashKey[Settings]()
@@ -79,7 +84,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--harness-examples must be >= 1 and --harness-seed >= 0")
     config.stash[_SETTINGS] = Settings(_get(config, "model") or None, _get(config, "model-dir") or None,
                                        _get(config, "train") or None, tuple(_get(config, "deploy") or ()),
-                                       examples, seed, _get(config, "report-dir") or None, bool(_get(config, "strict")))
+                                       examples, seed, _get(config, "report-dir") or None, bool(_get(config, "strict")),
+                                       _get(config, "data") or None, config.getoption("harness_examples") is not None)
     config.stash[_RESULTS] = {}
 
 
@@ -136,6 +142,8 @@ def describe_failure(f: Failure) -> str:
         parts.append(f.diff.render())
     if f.tokens:
         parts.append(f"tokens: {f.tokens}")
+    if f.conversation.source is not None:
+        parts.append(f"record: {f.conversation.source} (as found)")
     parts.append("counterexample: " + f.conversation.to_json())
     return "\n".join(parts)
 
@@ -166,23 +174,39 @@ def gate(*, train: str, deploy: str | Sequence[str], model: str | None = None, m
 
 def _gate_result(config: pytest.Config, target: dict[str, Any]):
     from harness.api import load_model, make_pair
-    from harness.generate import generate
     from harness.runner import run_pair
 
     base = config.stash[_SETTINGS]
     s = replace(base, model=target["model"] or base.model, model_dir=target["model_dir"] or base.model_dir,
                 examples=target["examples"] or base.examples, seed=base.seed if target["seed"] is None else target["seed"],
                 strict=base.strict if target["strict"] is None else target["strict"])
-    key = (s.model, s.model_dir, target["train"], target["deploy"], s.examples, s.seed)
+    key = (s.model, s.model_dir, target["train"], target["deploy"], s.examples, s.seed, s.data, s.examples_given)
     cache = config.stash[_RESULTS]
     if key not in cache:
         def build():
             tok = load_model(model=s.model, model_dir=s.model_dir)
             pair = make_pair(tok, target["train"], target["deploy"])
-            return run_pair(pair, generate(s.examples, seed=s.seed, tools="any", reasoning=False)), tok
+            return run_pair(pair, _conversations(s)), tok
 
         cache[key] = _input(build)
     return cache[key][0], s
+
+
+def _conversations(s: Settings):
+    """What a gate sweeps: the ``--harness-data`` records (scanned first: a bad record fails the gate naming it),
+    then generated conversations — always without data, only with ``--harness-examples`` given with it."""
+    from itertools import chain
+
+    from harness.generate import generate
+
+    generated = generate(s.examples, seed=s.seed, tools="any", reasoning=False)
+    if s.data is None:
+        return generated
+    from harness.data import open_data, scan
+
+    source = open_data(Path(s.data))
+    scan(source)
+    return chain(source.conversations(), generated) if s.examples_given else source.conversations()
 
 
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: Any) -> list[str] | None:

@@ -15,6 +15,8 @@ Verdict = Literal["pass", "fail", "warn", "skipped"]
 
 #: How many divergence classes per check get a shrunk counterexample (the largest first).
 MAX_SHRUNK_CLASSES = 5
+#: How many record names a class lists (``records``); ``record_count`` counts them all.
+MAX_RECORD_NAMES = 20
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class DivergenceClass:
     failure: Failure | None = None
     example: Failure | None = field(default=None, repr=False, compare=False)  # as found, unshrunk
     key_pair: tuple[int | str | None, int | str | None] = (None, None)
+    #: the record the counterexample was read from (``train.jsonl:17``; None when generated)
+    source: str | None = None
+    #: how many records (conversations read from a training file) fall in this class, and the first names
+    record_count: int = 0
+    records: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,11 +86,12 @@ class _Tally:
     warnings: int = 0
     rejected: int = 0
     rejected_deploy: int = 0
-    classes: dict = field(default_factory=dict)  # key -> [count, first failure]
+    classes: dict = field(default_factory=dict)  # key -> [count, first failure, source, record count, names]
     skipped: str = ""
 
-    def add(self, failure: Failure, control: frozenset[int]) -> None:
-        """Count ``failure`` in its class, and in the class of each later divergence it carries (``also``)."""
+    def add(self, failure: Failure, control: frozenset[int], source: str | None = None) -> None:
+        """Count ``failure`` in its class, and in the class of each later divergence it carries (``also``);
+        ``source`` (the swept conversation's record name) is counted and listed per class."""
         if failure.severity == "error":
             self.errors += 1
         else:
@@ -91,9 +99,14 @@ class _Tally:
         for key in class_keys(failure, control):
             entry = self.classes.get(key)
             if entry is None:
-                self.classes[key] = [1, failure.as_class(key[1], key[2])]
-            else:
-                entry[0] += 1
+                # the counterexample is the record itself unless the check built a variant (plain texts, …)
+                origin = source if source is not None and failure.conversation.source == source else None
+                entry = self.classes[key] = [0, failure.as_class(key[1], key[2]), origin, 0, []]
+            entry[0] += 1
+            if source is not None:
+                entry[3] += 1
+                if len(entry[4]) < MAX_RECORD_NAMES:
+                    entry[4].append(source)
 
 
 def class_keys(failure: Failure, control: frozenset[int]) -> list[tuple]:
@@ -147,7 +160,7 @@ def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Seque
                 continue
             t.run += 1
             if failure is not None:
-                t.add(failure, control)
+                t.add(failure, control, conv.source)
         if advance:
             advance(1)
     describe = {"train": pair.train.describe(), "deploy": pair.deploy.describe()}
@@ -158,6 +171,12 @@ def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Seque
     results = tuple(_result(pair, t, shrink_failures, n) for t in tallies)
     verdict = "inconsistent" if any(r.verdict == "fail" for r in results) else "consistent"
     return TargetResult(pair.train.spec, pair.deploy.spec, verdict, results, n, describe=describe)
+
+
+def _record_order(name: str) -> tuple[int, str]:
+    """Records in file order: by the line or index number their name ends with."""
+    digits = name.rstrip("]").rsplit(":", 1)[-1].rsplit("[", 1)[-1]
+    return (int(digits) if digits.isdigit() else -1, name)
 
 
 def _skip_reason(t: _Tally, n: int) -> str:
@@ -180,15 +199,22 @@ def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int) -> CheckResult
         home = max((k for k in t.classes if k[:3] == key[:3] and k[3] != (None, None)),
                    key=lambda k: t.classes[k][0], default=None)
         if home is not None:
-            t.classes[home][0] += t.classes.pop(key)[0]
+            moved = t.classes.pop(key)
+            entry = t.classes[home]
+            entry[0] += moved[0]
+            entry[3] += moved[3]
+            entry[4] = sorted(set(entry[4]) | set(moved[4]), key=_record_order)[:MAX_RECORD_NAMES]
     order = {key: i for i, key in enumerate(t.classes)}
     ranked = sorted(t.classes.items(), key=lambda kv: (kv[0][0] != "error", -kv[1][0], order[kv[0]]))
     classes = []
-    for rank, (key, (count, first)) in enumerate(ranked):
-        shrunk = minimal(pair, t.check, first, shrink_failures, key) if rank < MAX_SHRUNK_CLASSES else None
+    for rank, (key, (count, first, source, n_records, names)) in enumerate(ranked):
+        # a record's counterexample is the record as found (re-checked in detail, never shrunk)
+        shrunk = minimal(pair, t.check, first, shrink_failures and source is None, key) \
+            if rank < MAX_SHRUNK_CLASSES else None
         severity, cause, where, ids = key
         shown = first.pair if ids != (None, None) else ids
-        classes.append(DivergenceClass(cause, severity, where, shown, count, shrunk, first, ids))
+        classes.append(DivergenceClass(cause, severity, where, shown, count, shrunk, first, ids, source, n_records,
+                                       tuple(names)))
     verdict: Verdict = "fail" if t.errors else "warn" if t.warnings else "pass"
     return CheckResult(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, tuple(classes))
 

@@ -226,8 +226,14 @@ def _class(t: int, check: str, k: int, cls: dict[str, Any]) -> str:
     if cls.get("tokens"):
         tokens = json.dumps(cls["tokens"], indent=2, ensure_ascii=False)
         out.append(f"<p><b>Tokens:</b></p><pre class=\"json\">{e(tokens)}</pre>")
+    if cls.get("records"):
+        from harness.report.json import records_line
+
+        out.append(f"<p class=\"records\"><b>Records:</b> {e(records_line(cls))}</p>")
     if cls.get("counterexample"):
         label = "Minimal conversation" if cls.get("shrunk") else "Counterexample as found (not shrunk)"
+        if cls.get("counterexample_source"):
+            label = f"Record {e(cls['counterexample_source'])} (as found)"
         out.append(f"<h5>{label}</h5>" + _conversation(cls["counterexample"]))
     return "\n".join(out) + "</article>"
 

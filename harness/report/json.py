@@ -31,12 +31,36 @@ def _class(c: DivergenceClass, piece: Callable[[int], str] | None) -> dict[str, 
            for side, i in zip(("train", "deploy"), c.pair)}
     out = {"cause": c.cause, "cause_summary": cause_summary(c.cause), "severity": c.severity, "where": c.where,
            "count": c.count, "first_pair": ids, "class_pair": dict(zip(("train", "deploy"), c.key_pair)),
-           "shrunk": c.failure is not None}
+           "shrunk": c.failure is not None and c.source is None, "counterexample_source": c.source}
+    if c.record_count:
+        out["records"] = {"count": c.record_count, "first": list(c.records)}
     out.update(_failure(c.failure or c.example))
     diff = c.failure.diff if c.failure is not None else None
     if piece is not None and diff is not None and diff.index is not None:
         out["streams"] = streams(diff, piece)
     return out
+
+
+def records_line(k: dict[str, Any]) -> str | None:
+    """The records a class holds, in one line: ``"3 records: cause summary (boundary-merge, warning at
+    assistant): train.jsonl:3, :17, …"`` (names after the first shortened to their line/index); None when
+    the class holds no record."""
+    rec = k.get("records")
+    if not rec:
+        return None
+    names = rec["first"]
+    shown = [names[0]] + [_short(n, names[0]) for n in names[1:]]
+    more = ", …" if rec["count"] > len(names) else ""
+    return (f"{rec['count']} record(s): {k['cause_summary']} ({k['cause']}, {k['severity']}"
+            f"{' at ' + k['where'] if k.get('where') else ''}): " + ", ".join(shown) + more)
+
+
+def _short(name: str, first: str) -> str:
+    for sep in (":", "["):
+        stem = first.rsplit(sep, 1)[0]
+        if sep in first and name.startswith(stem + sep):
+            return name[len(stem):]
+    return name
 
 
 def streams(diff: TokenDiff, piece: Callable[[int], str]) -> dict[str, Any]:
@@ -67,11 +91,12 @@ def _check(result: CheckResult, piece: Callable[[int], str] | None = None) -> di
         "first_divergence": None,
         "explanation": result.note or None,
         "cause": None,
+        "counterexample_source": None,
         "classes": [_class(c, piece) for c in result.classes],
     }
     if result.classes:  # the leading class, at the top level too (the report contract)
         lead = result.classes[0]
-        out.update(_failure(lead.failure or lead.example), cause=lead.cause)
+        out.update(_failure(lead.failure or lead.example), cause=lead.cause, counterexample_source=lead.source)
     return out
 
 
@@ -81,10 +106,15 @@ def _target(t: TargetResult, piece: Callable[[int], str] | None) -> dict[str, An
 
 
 def build_report(targets: Sequence[TargetResult], *, version: str, seed: int, examples: int,
-                 model: dict[str, Any], piece: Callable[[int], str] | None = None) -> dict[str, Any]:
-    """The report dict; ``piece`` (the tokenizer's id → text) names the ids of each class's first pair."""
-    return {"harness": {"version": version, "seed": seed, "examples": examples}, "model": model,
-            "targets": [_target(t, piece) for t in targets]}
+                 model: dict[str, Any], piece: Callable[[int], str] | None = None,
+                 data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report dict; ``piece`` (the tokenizer's id → text) names the ids of each class's first pair;
+    ``data`` (``--data``: the file, its format, record and skipped counts) becomes the ``data`` key."""
+    out = {"harness": {"version": version, "seed": seed, "examples": examples}, "model": model,
+           "targets": [_target(t, piece) for t in targets]}
+    if data is not None:
+        out["data"] = data
+    return out
 
 
 def report_json(report: dict[str, Any]) -> str:

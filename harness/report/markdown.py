@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from harness.report.json import records_line
+
 _MARK = {"pass": "✅ pass", "fail": "❌ fail", "warn": "⚠️ warn", "skipped": "– skipped"}
 
 
@@ -28,6 +30,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for t in report["targets"]:
         cells = [_cell(c) for c in t["checks"]]
         lines.append(f"| `{t['train']}` | `{t['deploy']}` | **{t['verdict']}** | " + " | ".join(cells) + " |")
+    lines += _data(report.get("data"))
     lines += _baseline(report.get("baseline"))
     for t in report["targets"]:
         if t.get("error"):
@@ -54,9 +57,26 @@ def render_markdown(report: dict[str, Any]) -> str:
                     lines += ["```text", k["diff_text"], "```", ""]
                 if k.get("tokens"):
                     lines += ["Tokens: `" + json.dumps(k["tokens"], ensure_ascii=False) + "`", ""]
+                if k.get("records"):
+                    lines += [f"**Records:** {records_line(k)}", ""]
                 label = "Minimal counterexample:" if k.get("shrunk") else "Counterexample (as found, not shrunk):"
+                if k.get("counterexample_source"):
+                    label = f"Record `{k['counterexample_source']}` (as found):"
                 lines += [label, "", "```json", json.dumps(k["counterexample"], indent=2, ensure_ascii=False), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _data(d: dict[str, Any] | None) -> list[str]:
+    """``--data``: the file swept, its format, and the records the trainer skips."""
+    if not d:
+        return []
+    skipped = d["skipped"]
+    line = (f"Data: `{d['path']}` ({d['format']}), {d['records']} records swept first"
+            f"{', then ' + str(d['generated']) + ' generated conversations' if d.get('generated') else ''}.")
+    if skipped["count"]:
+        line += (f" {skipped['count']} record(s) skipped as the trainer skips them: " + ", ".join(skipped["first"])
+                 + (", …" if skipped["count"] > len(skipped["first"]) else "") + f" (first: {skipped['first_reason']}).")
+    return ["", line]
 
 
 def _baseline(b: dict[str, Any] | None) -> list[str]:

@@ -1,0 +1,207 @@
+"""``harness check --data FILE``: real training records read as conversations (harness/data), named in findings
+and reports, bad records refused with file:line, and ``--harness-data`` in the pytest plugin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.data import open_data, scan
+from harness.errors import InputError
+from tests.conftest import FIXTURES
+
+DATA = FIXTURES / "data"
+CHATML = str(FIXTURES / "templates/chatml.jinja")
+DEFAULT_SYSTEM = str(FIXTURES / "planted/default_system.jinja")
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city.", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def u(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def a(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+def s(text: str) -> dict:
+    return {"role": "system", "content": text}
+
+
+CALL = {"role": "assistant", "content": None, "tool_calls": [
+    {"id": "", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}
+TOOL = {"role": "tool", "content": '{"temp": 3}'}
+
+# file -> (format, [(record name, OpenAI form or None when the trainer skips it)])
+EXPECTED = {
+    "openai.jsonl": ("openai", [
+        ("openai.jsonl:1", {"messages": [s("You are terse."), u("Capital of France?"), a("Paris.")]}),
+        ("openai.jsonl:2", {"messages": [u("Say hi."), a("\nHi!")]}),
+        ("openai.jsonl:3", {"messages": [u("Weather in Oslo?"), CALL, TOOL, a("3 degrees.")], "tools": [WEATHER]}),
+        ("openai.jsonl:4", {"messages": [u("2+2?"), a("4")]})]),
+    "sharegpt.json": ("sharegpt", [
+        ("sharegpt.json[0]", {"messages": [s("You are terse."), u("Capital of France?"), a("Paris.")]}),
+        ("sharegpt.json[1]", {"messages": [u("Say hi."), a("\nHi!"), u("Again."), a("Hi again.")]}),
+        ("sharegpt.json[2]", {"messages": [u("Weather in Oslo?"), CALL, TOOL, a("3 degrees.")], "tools": [WEATHER]}),
+        ("sharegpt.json[3]", None),  # gpt after gpt: LLaMA-Factory skips it
+        ("sharegpt.json[4]", {"messages": [s("Be kind."), u("Thanks!"), a("\nYou are welcome.")]})]),
+    "alpaca.json": ("alpaca", [
+        ("alpaca.json[0]", {"messages": [s("You translate."), u("Translate to French.\ncat"), a("chat")]}),
+        ("alpaca.json[1]", {"messages": [u("Name a colour."), a("\nBlue.")]}),
+        ("alpaca.json[2]", {"messages": [u("Name a colour."), a("Red."), u("And another?"), a("Green.")]}),
+        ("alpaca.json[3]", None)]),  # output null: unsupervised, dropped
+    "sharegpt_tags.jsonl": ("sharegpt", [  # dataset_info.json maps role/content tags and a 'sys' column
+        ("sharegpt_tags.jsonl:1", {"messages": [s("Be brief."), u("Hi?"), a("Hello.")]}),
+        ("sharegpt_tags.jsonl:2", {"messages": [u("Bye?"), a("\nBye.")]})]),
+    "xtuner.jsonl": ("xtuner", [
+        ("xtuner.jsonl:1", {"messages": [s("You are terse."), u("Capital of France?"), a("Paris.")]}),
+        ("xtuner.jsonl:2", {"messages": [u("Say hi."), a("\nHi!"), u("Again."), a("Hi again.")]})]),
+    "paddlenlp.jsonl": ("paddlenlp", [
+        ("paddlenlp.jsonl:1", {"messages": [u("Capital of France?"), a("Paris.")]}),
+        ("paddlenlp.jsonl:2", {"messages": [u("Say hi."), a("\nHi!"), u("Again."), a("Hi again.")]}),
+        ("paddlenlp.jsonl:3", {"messages": [u("2+2?"), a("4")]})]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_format_reads_to_the_expected_conversations(name: str) -> None:
+    fmt, want = EXPECTED[name]
+    source = open_data(DATA / name)
+    assert source.format == fmt
+    got = [(r.name, r.conversation and r.conversation.to_openai()) for r in source.records()]
+    assert got == want
+    for r in source.records():
+        assert r.conversation is None or r.conversation.source == r.name
+
+
+def test_paddlenlp_context_is_kept_in_meta_and_alpaca_system_needs_the_mapping(tmp_path: Path) -> None:
+    first = next(open_data(DATA / "paddlenlp.jsonl").records()).conversation
+    assert dict(first.meta["context"]) == {"system": "You are terse."}
+    # an alpaca dataset_info entry whose columns leave out 'system' reads no system (DatasetAttr.join)
+    (tmp_path / "d.json").write_text(json.dumps([{"instruction": "q", "output": "r", "system": "S"}]))
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"d": {"file_name": "d.json", "columns": {
+        "prompt": "instruction", "response": "output"}}}))
+    assert next(open_data(tmp_path / "d.json").records()).conversation.system is None
+    (tmp_path / "dataset_info.json").unlink()
+    assert next(open_data(tmp_path / "d.json").records()).conversation.system == "S"
+
+
+def test_the_trainer_skipped_records_are_counted_and_named() -> None:
+    found = scan(open_data(DATA / "sharegpt.json"))
+    assert (found.records, found.skipped, found.skipped_names) == (5, 1, ("sharegpt.json[3]",))
+    assert "role 'gpt' after 'gpt'" in found.first_reason
+
+
+BAD = {
+    "invalid JSON line": ("bad.jsonl", '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", '
+                          '"content": "b"}]}\n{"messages": [\n', "bad.jsonl:2: invalid JSON"),
+    "missing key": ("bad.jsonl", '{"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}\n'
+                    '{"conversation": []}\n', "bad.jsonl:2: missing key 'conversations'"),
+    "unknown role tag": ("bad.jsonl", '{"conversations": [{"from": "human", "value": "a"}, {"from": "gtp", "value": '
+                         '"b"}]}\n', "bad.jsonl:1: conversations[1].from='gtp': unknown role tag"),
+    "empty file": ("bad.jsonl", "\n\n", "bad.jsonl: empty file"),
+    "broken array": ("bad.json", '[{"instruction": "a", "output": "b"}, {"instruction": ', "bad.json[1]: invalid JSON"),
+    "system not first": ("bad.jsonl", json.dumps({"messages": [u("a"), s("b"), a("c")]}) + "\n",
+                         "bad.jsonl:1: messages[1].role='system': a system message must come first"),
+    "all skipped": ("bad.jsonl", '{"conversations": [{"from": "gpt", "value": "a"}]}\n', "bad.jsonl: all 1 records are "
+                    "skipped by the trainer (first: bad.jsonl:1: role 'gpt' opening the conversation"),
+    "unknown format": ("bad.jsonl", '{"text": "hello"}\n', "bad.jsonl:1: cannot tell the data format"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_records_exit_2_naming_file_and_line_and_write_nothing(case: str, tmp_path: Path, capsys) -> None:
+    file, content, message = BAD[case]
+    (tmp_path / file).write_text(content)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "report.json").write_text("{}")  # an earlier run's report stays untouched
+    code = main(["check", "--train", "jinja:" + CHATML, "--deploy", "hf:" + CHATML, "--data", str(tmp_path / file),
+                 "--report-dir", str(tmp_path / "reports")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("harness: error: " + message), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["report.json"]
+    assert (tmp_path / "reports" / "report.json").read_text() == "{}"
+
+
+def test_data_options_without_data_and_unknown_format_are_exit_2(capsys) -> None:
+    assert main(["check", "--train", "jinja:" + CHATML, "--deploy", "hf:" + CHATML, "--data-format", "sharegpt"]) == 2
+    assert "pass --data FILE" in capsys.readouterr().err
+    with pytest.raises(InputError, match="--data-format='csv': unknown format"):
+        open_data(DATA / "openai.jsonl", fmt="csv")
+
+
+def _run(tmp_path: Path, name: str, *extra: str) -> tuple[int, dict, Path]:
+    out = tmp_path / name
+    code = main(["check", "--model", "qwen2.5", "--train", "jinja:" + CHATML, "--deploy", "hf:" + DEFAULT_SYSTEM,
+                 "--data", str(DATA / "sharegpt.json"), "--report-dir", str(out), "--format", "json,md,html",
+                 "--quiet", *extra])
+    return code, json.loads((out / "report.json").read_text()), out
+
+
+def _classes(report: dict, check: str) -> list[dict]:
+    return next(c for c in report["targets"][0]["checks"] if c["name"] == check)["classes"]
+
+
+@pytest.mark.real_tokenizer
+def test_records_are_named_in_findings_and_reports_and_are_their_own_counterexample(tmp_path: Path) -> None:
+    """A ChatML model served with a template that injects a default system prompt: every record without a system
+    message fails, named; the record with an answer starting with "\\n" is a boundary-merge warning, named."""
+    code, report, out = _run(tmp_path, "a")
+    assert code == 1
+    assert report["data"]["records"] == 5 and report["data"]["skipped"] == {
+        "count": 1, "first": ["sharegpt.json[3]"], "first_reason": "sharegpt.json[3]: role 'gpt' after 'gpt' "
+                                                                   "(LLaMA-Factory skips the record)"}
+    assert report["targets"][0]["examples"] == 4  # the kept records only: no generated conversations
+    by_cause = {k["cause"]: k for k in _classes(report, "prompt-prefix")}
+    default = by_cause["default-system"]
+    assert default["records"] == {"count": 2, "first": ["sharegpt.json[1]", "sharegpt.json[2]"]}
+    assert default["counterexample_source"] == "sharegpt.json[1]" and default["shrunk"] is False
+    # the counterexample is the record itself, not a shrunk conversation
+    assert default["counterexample"] == EXPECTED["sharegpt.json"][1][1][1]
+    merge = by_cause["boundary-merge"]
+    assert merge["severity"] == "warning"
+    assert merge["records"] == {"count": 1, "first": ["sharegpt.json[4]"]}
+    assert merge["counterexample"] == EXPECTED["sharegpt.json"][1][4][1]
+    md = (out / "report.md").read_text()
+    assert "Record `sharegpt.json[1]` (as found):" in md
+    assert "**Records:** 1 record(s): data-dependent" in md and "(boundary-merge, warning at assistant (answer " \
+        "start)): sharegpt.json[4]" in md
+    assert "2 record(s): a default system prompt is injected on one side only (default-system, error at system " \
+           "(none given)): sharegpt.json[1], [2]" in md
+    assert "1 record(s) skipped as the trainer skips them: sharegpt.json[3]" in md
+    html = (out / "report.html").read_text()
+    assert "Record sharegpt.json[1] (as found)" in html and "sharegpt.json[4]" in html
+    # structural checks run on plain variants: they name the records but their counterexample is no record
+    system = _classes(report, "system")[0]
+    assert system["records"]["first"] == ["sharegpt.json[0]", "sharegpt.json[1]", "sharegpt.json[2]",
+                                          "sharegpt.json[4]"]
+    assert system["counterexample_source"] is None
+    # determinism: a second run writes byte-identical reports
+    _, _, again = _run(tmp_path, "b")
+    for name in ("report.json", "report.md", "report.html"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+@pytest.mark.real_tokenizer
+def test_examples_given_with_data_sweeps_records_first_then_generated(tmp_path: Path, capsys) -> None:
+    code, report, _ = _run(tmp_path, "c", "--examples", "6")
+    assert report["targets"][0]["examples"] == 4 + 6 and report["data"]["generated"] == 6
+    assert report["harness"]["examples"] == 6
+    # the generated conversations are not records: the record lists count only records
+    merge = next(k for k in _classes(report, "prompt-prefix") if k["cause"] == "default-system")
+    assert merge["records"]["count"] == 2 and merge["count"] >= 2
+
+
+@pytest.mark.real_tokenizer
+def test_cli_prints_record_names(tmp_path: Path, capsys) -> None:
+    main(["check", "--model", "qwen2.5", "--train", "jinja:" + CHATML, "--deploy", "hf:" + CHATML,
+          "--data", str(DATA / "openai.jsonl"), "--report-dir", str(tmp_path), "--checks", "prompt-prefix"])
+    out = capsys.readouterr().out
+    assert "1 record(s): data-dependent" in out and "openai.jsonl:2" in out
+    assert 'record openai.jsonl:2 (as found): {"messages": [{"content": "Say hi.", "role": "user"}' in out
