@@ -205,3 +205,107 @@ def test_cli_prints_record_names(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "1 record(s): data-dependent" in out and "openai.jsonl:2" in out
     assert 'record openai.jsonl:2 (as found): {"messages": [{"content": "Say hi.", "role": "user"}' in out
+
+
+# --- agreement with LLaMA-Factory's own converter -------------------------------------------------------------
+
+
+def _lf_shipped_examples() -> list[Path]:
+    """Example dataset files shipped inside the installed llamafactory package (0.9.5 ships none)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llamafactory")
+    root = Path(spec.origin).parent
+    return sorted(p for p in root.rglob("*") if p.suffix in (".json", ".jsonl") and p.name != "dataset_info.json")
+
+
+def _lf_aligned(path: Path, entry: dict) -> list[tuple | None]:
+    """LLaMA-Factory's converter on every record: ``(system, tools, messages)``, None for a record it skips."""
+    from harness._lf_stub import prepare
+
+    prepare()
+    from llamafactory.data.converter import AlpacaDatasetConverter, SharegptDatasetConverter
+    from llamafactory.data.parser import DatasetAttr
+
+    attr = DatasetAttr("file", dataset_name=entry["file_name"])
+    attr.join(entry)
+    convert = (SharegptDatasetConverter if attr.formatting == "sharegpt" else AlpacaDatasetConverter)(attr, None)
+    from harness.data.stream import iter_raw
+
+    raws = [raw for _, raw in iter_raw(path)]
+    columns = {k for raw in raws for k in raw}  # ``datasets`` gives every record every column (None when absent)
+    out = []
+    for raw in raws:
+        got = convert({k: raw.get(k) for k in columns})
+        if len(got["_prompt"]) % 2 != 1 or len(got["_response"]) != 1:  # the supervised processor drops it
+            out.append(None)
+            continue
+        out.append((got["_system"] or "", json.loads(got["_tools"]) if got["_tools"] else [],
+                    [_lf_message(m) for m in got["_prompt"] + got["_response"]]))
+    return out
+
+
+def _lf_message(m: dict) -> dict:
+    return {"role": m["role"], "content": json.loads(m["content"]) if m["role"] == "function" else m["content"]}
+
+
+@pytest.mark.real_tokenizer
+def test_sharegpt_and_alpaca_agree_with_llamafactorys_converter() -> None:
+    """Every fixture record (and every example file the installed llamafactory ships: counted, 0 in 0.9.5) read by
+    the harness and aligned by the ``llamafactory:`` renderer equals LLaMA-Factory's own converter's output."""
+    from tests.conftest import needs_lf  # noqa: F401 - importable: the test needs the optional extra
+    from harness.api import load_model, make_pair
+
+    pytest.importorskip("llamafactory")
+    renderer = make_pair(load_model(model="qwen2.5"), "llamafactory:qwen", "hf:" + CHATML).train
+    info = json.loads((DATA / "dataset_info.json").read_text())
+    compared = skipped = 0
+    for name, entry in sorted(info.items()):
+        want = _lf_aligned(DATA / entry["file_name"], entry)
+        got = []
+        for record in open_data(DATA / entry["file_name"], name=name).records():
+            if record.conversation is None:
+                got.append(None)
+                skipped += 1
+                continue
+            system, tools, aligned, _ = renderer.dataset(record.conversation)
+            got.append((system, json.loads(tools) if tools else [], [_lf_message(m) for m in aligned]))
+            compared += 1
+        assert got == want, name
+    assert (compared, skipped) == (9, 2)
+    assert _lf_shipped_examples() == []  # nothing more to compare against in llamafactory 0.9.5's wheel
+
+
+# --- the pytest plugin: --harness-data ------------------------------------------------------------------------
+
+from tests.test_plugin import _preload, _zoo_cache, gate_file  # noqa: E402,F401 - autouse fixtures for pytester runs
+
+
+@pytest.mark.real_tokenizer
+def test_plugin_harness_data_sweeps_the_records_and_names_them(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    gate_file(pytester, train="jinja:" + CHATML, deploy="hf:" + DEFAULT_SYSTEM, extra=", checks=['prompt-prefix']")
+    result = pytester.runpytest("-v", "--harness-data", str(DATA / "sharegpt.json"),
+                                "--harness-report-dir", str(tmp_path / "r"))
+    result.assert_outcomes(failed=1)
+    # the four records LLaMA-Factory keeps, no generated conversation (--harness-examples was not given)
+    result.stdout.fnmatch_lines(["2 errors, 1 warnings in 4 conversations", "[[]prompt-prefix[]] error: *",
+                                 "record: sharegpt.json[1] (as found)"])
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    lead = report["targets"][0]["checks"][0]
+    assert lead["counterexample_source"] == "sharegpt.json[1]"
+    # with --harness-examples given too: the records, then that many generated conversations
+    both = pytester.runpytest("--harness-data", str(DATA / "sharegpt.json"), "--harness-examples", "5",
+                              "--harness-report-dir", str(tmp_path / "b"))
+    both.assert_outcomes(failed=1)
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["targets"][0]["examples"] == 4 + 5
+
+
+@pytest.mark.real_tokenizer
+def test_plugin_harness_data_bad_record_fails_the_gate_naming_it(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"conversations": [{"from": "human", "value": "a"}, {"from": "gtp", '
+                                        '"value": "b"}]}\n')
+    gate_file(pytester, train="jinja:" + CHATML, extra=", checks=['prompt-prefix']")
+    result = pytester.runpytest("--harness-data", str(tmp_path / "bad.jsonl"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*template-harness input error: bad.jsonl:1: conversations[[]1].from='gtp': unknown "
+                                 "role tag*"])
