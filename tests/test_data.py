@@ -61,7 +61,7 @@ EXPECTED = {
         ("xtuner.jsonl:1", {"messages": [s("You are terse."), u("Capital of France?"), a("Paris.")]}),
         ("xtuner.jsonl:2", {"messages": [u("Say hi."), a("\nHi!"), u("Again."), a("Hi again.")]})]),
     "paddlenlp.jsonl": ("paddlenlp", [
-        ("paddlenlp.jsonl:1", {"messages": [u("Capital of France?"), a("Paris.")]}),
+        ("paddlenlp.jsonl:1", {"messages": [s("You are terse."), u("Capital of France?"), a("Paris.")]}),
         ("paddlenlp.jsonl:2", {"messages": [u("Say hi."), a("\nHi!"), u("Again."), a("Hi again.")]}),
         ("paddlenlp.jsonl:3", {"messages": [u("2+2?"), a("4")]})]),
 }

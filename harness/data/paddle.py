@@ -1,8 +1,10 @@
 """PaddleNLP chat records: ``{"src": [...], "tgt": [...], "context": {...}}``.
 
 ``src[i]`` is user turn i and ``tgt[i]`` its answer (a string for each is one turn); the lists must be as
-long as each other (PaddleNLP's chat tokenisation pairs them). ``context`` is kept in
-``Conversation.meta["context"]``: it fills the chat template's system slot, which a PaddleNLP renderer reads."""
+long as each other (PaddleNLP's chat tokenisation pairs them). ``context`` fills the chat template's
+``system`` part: its ``system`` value (a string, even empty — ``{{system | default(...)}}`` tells ``""`` from
+absent) becomes the leading system message, as the ``paddlenlp:`` renderer maps a system message back to
+``context["system"]``; the whole context is kept in ``Conversation.meta["context"]`` for its other keys."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ def read(name: str, record: dict[str, Any]) -> Record:
     if context is not None and not isinstance(context, dict):
         raise InputError(f"{name}: context must be an object (the template's variables), got {type(context).__name__}")
     messages: list[Message] = []
+    if context is not None and "system" in context:
+        messages.append(Message("system", text(name, context["system"], "context.system")))
     for i, (s, t) in enumerate(zip(src, tgt)):
         messages += [Message("user", text(name, s, f"src[{i}]")), Message("assistant", text(name, t, f"tgt[{i}]"))]
     return Record(name, conversation(name, messages, meta={"context": context} if context else None))
