@@ -96,6 +96,8 @@ KIND_OPTIONS: dict[str, tuple[Mapping[str, Option], bool]] = {
     "llamafactory": (LLAMAFACTORY, False),
     "llamafactory-jinja": ({**LLAMAFACTORY, "generated": _bool()}, False),
     "llamafactory-ollama": ({**LLAMAFACTORY, **{k: OLLAMA[k] for k in ("think", "eog", "add_bos")}}, False),
+    "paddlenlp": ({"max_length": _positive_int(1 << 24, "tokens"), "src_length": _positive_int(1 << 24, "tokens")},
+                  False),
 }
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")

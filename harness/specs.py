@@ -253,3 +253,13 @@ def _build_tgi(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
 
 KINDS["lmdeploy"] = (_build_lmdeploy, ("deploy",))
 KINDS["tgi"] = (_build_tgi, ("deploy",))
+
+
+# --- PaddleNLP chat_template.json (training side; PaddleNLP 2.8.1's own classes; requirements-paddlenlp.txt) ---
+def _build_paddlenlp(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.paddlenlp import PaddleNLPRenderer
+
+    return PaddleNLPRenderer(str(spec), tokenizer, spec.arg, dict(spec.options))
+
+
+KINDS["paddlenlp"] = (_build_paddlenlp, ("train",))
