@@ -159,7 +159,10 @@ class XTunerRenderer:
                 index.append((system_at if first else None, i, None))
                 break
             a = msgs[i + 1]
-            if a.role != "assistant" or a.tool_calls:
+            if a.role == "tool" or a.tool_calls:
+                raise RenderRejected("train", f"messages[{i + 1}] is a tool call or result; XTuner's conversation "
+                                              "format has no tool messages")
+            if a.role != "assistant":
                 raise RenderRejected("train", f"messages[{i + 1}] ({a.role}) follows a user message; XTuner pairs "
                                               "each user input with one assistant output (no two users in a row)")
             if a.reasoning is not None:
@@ -171,6 +174,9 @@ class XTunerRenderer:
             turns.append(turn)
             index.append((system_at if len(turns) == 1 else None, i, i + 1))
             i += 2
+        if system_at is not None and msgs[0].content and "SYSTEM" not in self.template:
+            raise RenderRejected("train", f"XTuner's {self.template_name} template has no SYSTEM: template_map_fn "
+                                          "fails on a conversation with a system message")
         if system_at is not None and msgs[0].reasoning is not None:
             raise RenderRejected("train", "messages[0] has reasoning; XTuner's format has no reasoning field")
         return turns, index
