@@ -98,6 +98,7 @@ KIND_OPTIONS: dict[str, tuple[Mapping[str, Option], bool]] = {
     "llamafactory-ollama": ({**LLAMAFACTORY, **{k: OLLAMA[k] for k in ("think", "eog", "add_bos")}}, False),
     "paddlenlp": ({"max_length": _positive_int(1 << 24, "tokens"), "src_length": _positive_int(1 << 24, "tokens")},
                   False),
+    "xtuner": ({"max_length": _positive_int(1 << 24, "tokens (XTuner's encode_fn cut)")}, False),
 }
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")

@@ -263,3 +263,11 @@ def _build_paddlenlp(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
 
 
 KINDS["paddlenlp"] = (_build_paddlenlp, ("train",))
+# --- XTuner (optional extra: requirements-xtuner.txt; its template code imported only when used) ---
+def _build_xtuner(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.xtuner import XTunerRenderer
+
+    return XTunerRenderer(str(spec), tokenizer, spec.arg, dict(spec.options))
+
+
+KINDS["xtuner"] = (_build_xtuner, ("train",))
