@@ -73,7 +73,7 @@ JINJA = {**LIMITS, "stop": STOP, "add_special_tokens": _bool(), "enable_thinking
          "template": Option("the name of one of the model dir's chat templates (default, tool_use, ...)",
                             lambda v: isinstance(v, str) and bool(v))}
 OLLAMA = {**LIMITS, "think": _choice("auto", True, False, "low", "medium", "high"), "eog": _choice("llama.cpp", "off"),
-          "add_bos": _bool()}
+          "add_bos": _bool(), "num_ctx": _positive_int(1 << 24, "tokens (Ollama's context: drop-oldest fitting)")}
 LLAMAFACTORY = {
     "default_system": Option("text", _text),
     "enable_thinking": _bool(),

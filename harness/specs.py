@@ -225,7 +225,7 @@ def _build_ollama(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
 
     return OllamaRenderer(str(spec), tokenizer, load_modelfile(spec.arg), think=spec.options.get("think", "auto"),
                           eog=str(spec.options.get("eog", "llama.cpp")), add_bos=spec.options.get("add_bos"),
-                          limits=limits_of(spec.options, DEFAULT_TIMEOUT))
+                          limits=limits_of(spec.options, DEFAULT_TIMEOUT), num_ctx=spec.options.get("num_ctx"))
 
 
 KINDS["ollama"] = (_build_ollama, ("deploy",))
