@@ -184,3 +184,17 @@ def test_quiet_on_default_stacks(qwen):
     for deploy in ("hf:.", f"ollama:{MODELFILE}"):
         result = result_of(run_pair(make_pair(qwen, "jinja:.", deploy), convs, checks=["truncation"]), "truncation")
         assert result.verdict == "skipped" and "neither side truncates" in result.note
+
+
+@pytest.mark.parametrize("train, deploy, message", [
+    ("jinja:.,max_length=0", "hf:.", "max_length=0 is not accepted"),
+    ("jinja:.,truncation_mode=middle", "hf:.", "truncation_mode='middle' is not accepted; truncation_mode takes keep_start|keep_end"),
+    ("jinja:.", "hf:.,max_model_len=1.5", "max_model_len=1.5 is not accepted"),
+    ("jinja:.", f"ollama:{MODELFILE},num_ctx=-1", "num_ctx=-1 is not accepted"),
+    ("jinja:.", f"lmdeploy:{LMDEPLOY},session_len=true", "session_len=true is not accepted"),
+])
+def test_bad_limits_are_refused_naming_the_option(qwen, train, deploy, message):
+    from harness.errors import SpecError
+
+    with pytest.raises(SpecError, match=message.replace("|", r"\|").replace(".", r"\.")):
+        make_pair(qwen, train, deploy)
