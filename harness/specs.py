@@ -106,7 +106,8 @@ def _selection(spec: Spec, named: dict[str, str], model_dir: Path | None) -> Sel
 
 
 def _jinja_kwargs(spec: Spec) -> dict[str, Any]:
-    known = {"add_special_tokens", "timeout", "stop", "encode", "template", "max_output", "max_memory"}
+    known = {"add_special_tokens", "timeout", "stop", "encode", "template", "max_output", "max_memory", "max_length",
+             "truncation_mode", "max_model_len"}
     return {k: v for k, v in spec.options.items() if k not in known}
 
 
@@ -135,7 +136,9 @@ def _build_hf(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
 
     if "encode" in spec.options:
         raise SpecError(f"spec={str(spec)!r}: 'encode' is a training option; the hf deploy side tokenises whole prompts")
-    return _build_jinja(spec, tokenizer, HFRenderer)
+    renderer = _build_jinja(spec, tokenizer, HFRenderer)
+    renderer.max_model_len = spec.options.get("max_model_len")
+    return renderer
 
 
 def _build_train_jinja(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
@@ -146,6 +149,8 @@ def _build_train_jinja(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
         raise SpecError(f"spec={str(spec)!r}: encode={mode!r} must be 'whole' or 'segments'")
     renderer = _build_jinja(spec, tokenizer, JinjaTrainRenderer)
     renderer.encode_mode = mode
+    renderer.max_length = spec.options.get("max_length")
+    renderer.truncation_mode = str(spec.options.get("truncation_mode", "keep_start"))
     return renderer
 
 
@@ -225,7 +230,7 @@ def _build_ollama(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
 
     return OllamaRenderer(str(spec), tokenizer, load_modelfile(spec.arg), think=spec.options.get("think", "auto"),
                           eog=str(spec.options.get("eog", "llama.cpp")), add_bos=spec.options.get("add_bos"),
-                          limits=limits_of(spec.options, DEFAULT_TIMEOUT))
+                          limits=limits_of(spec.options, DEFAULT_TIMEOUT), num_ctx=spec.options.get("num_ctx"))
 
 
 KINDS["ollama"] = (_build_ollama, ("deploy",))
@@ -235,7 +240,7 @@ KINDS["ollama"] = (_build_ollama, ("deploy",))
 def _build_lmdeploy(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     from harness.renderers.lmdeploy import LMDeployRenderer, load_template
 
-    return LMDeployRenderer(str(spec), tokenizer, load_template(spec.arg))
+    return LMDeployRenderer(str(spec), tokenizer, load_template(spec.arg), session_len=spec.options.get("session_len"))
 
 
 def _build_tgi(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
@@ -253,3 +258,21 @@ def _build_tgi(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
 
 KINDS["lmdeploy"] = (_build_lmdeploy, ("deploy",))
 KINDS["tgi"] = (_build_tgi, ("deploy",))
+
+
+# --- PaddleNLP chat_template.json (training side; PaddleNLP 2.8.1's own classes; requirements-paddlenlp.txt) ---
+def _build_paddlenlp(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.paddlenlp import PaddleNLPRenderer
+
+    return PaddleNLPRenderer(str(spec), tokenizer, spec.arg, dict(spec.options))
+
+
+KINDS["paddlenlp"] = (_build_paddlenlp, ("train",))
+# --- XTuner (optional extra: requirements-xtuner.txt; its template code imported only when used) ---
+def _build_xtuner(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
+    from harness.renderers.xtuner import XTunerRenderer
+
+    return XTunerRenderer(str(spec), tokenizer, spec.arg, dict(spec.options))
+
+
+KINDS["xtuner"] = (_build_xtuner, ("train",))

@@ -112,7 +112,7 @@ CASES: dict[str, tuple] = {
     "tgi fuel zero": deploy("tgi:{tmp}/ok.jinja,fuel=0", "fuel=0"),
     "tgi fuel fraction": deploy("tgi:{tmp}/ok.jinja,fuel=1.5", "fuel=1.5"),
     "tgi unknown option": deploy("tgi:{tmp}/ok.jinja,trim=true", "unknown option 'trim'"),
-    "lmdeploy takes no options": deploy("lmdeploy:{tmp}/t.json,x=1", "lmdeploy takes no options", {"t.json": LMDEPLOY}),
+    "lmdeploy takes session_len only": deploy("lmdeploy:{tmp}/t.json,x=1", "lmdeploy takes session_len=", {"t.json": LMDEPLOY}),
     "llamafactory unknown option": train("llamafactory:qwen,cutoff=5", "unknown option 'cutoff'"),
     "llamafactory cutoff_len negative": train("llamafactory:qwen,cutoff_len=-5", "cutoff_len=-5"),
     "llamafactory tokenize value": train("llamafactory:qwen,tokenize=fast", "harness|hf"),

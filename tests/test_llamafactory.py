@@ -50,7 +50,7 @@ def _history_merge(conv: Conversation, k: int) -> bool:
 
 
 def test_qwen_agrees_with_qwen25_except_empty_system_and_history_merges(qwen):
-    """DESIGN's seed scenario: LF `qwen` == Qwen2.5's template except an explicit empty system (LF trains on
+    """The seed scenario: LF `qwen` == Qwen2.5's template except an explicit empty system (LF trains on
     `system or default_system`) and answers starting with "\\n" (slot-wise in training, merged when served
     back as history). Every prompt mismatch is one of the two — nothing else, tool turns included."""
     pair = make_pair(qwen, "llamafactory:qwen", "hf:.")

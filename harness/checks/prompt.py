@@ -262,11 +262,29 @@ def _plain_holds(case: Case, k: int) -> bool:
         return False
 
 
+def whole_history(case: Case, k: int) -> bool:
+    """Both sides give answer ``k`` its whole history (no training cut-off before it, no message the deploy
+    side's context fitting dropped). Histories cut by truncation are the ``truncation`` check's to compare."""
+    kept = case.train.extra.get("kept_messages")
+    if kept is not None and not set(range(k)) <= set(kept):
+        return False
+    from harness.checks.truncation import deploy_limit
+
+    if deploy_limit(case.pair.deploy) is None:
+        return True
+    try:
+        sent = case.prompt(k).extra.get("sent_messages")
+    except RenderRejected:
+        return True  # compare_prompt reports the rejection
+    return sent is None or tuple(sent) == tuple(range(k))
+
+
 def prompt_prefix(case: Case) -> Failure | None:
     """For every answer k: the served prompt P is a prefix of the training ids T reaching the first trained id.
 
     The first error leads; the divergences of later answers (and later in the same prompt) ride along in ``also``."""
-    failures = [f for ans in case.train.answers if (f := compare_prompt(case, "prompt-prefix", ans)) is not None]
+    failures = [f for ans in case.train.answers
+                if whole_history(case, ans.message) and (f := compare_prompt(case, "prompt-prefix", ans)) is not None]
     errors = [f for f in failures if f.severity == "error"]
     if not errors:
         return failures[0] if failures else None

@@ -17,7 +17,10 @@ def answer_stop(case: Case) -> Failure | None:
     train = case.train
     stops = case.pair.deploy.stop_ids
     n = len(train.ids)
+    cut = train.extra.get("cut_answers", ())  # cut short by the training cut-off: their end is the truncation's
     for ans in train.answers:
+        if ans.message in cut:
+            continue
         stream = label_stream(train, ans)  # trained ids, with efficient_eos' follow-up eos label
         labelled = {j: i for j, i, _ in stream}
         region = [*range(ans.start, min(ans.end, n)), *(j for j, _, follow in stream if follow)]

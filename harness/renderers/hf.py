@@ -166,6 +166,9 @@ class HFRenderer(JinjaRenderer):
     """Deploy side as vLLM serves it. ``render(conv)`` is the prompt for the next assistant answer."""
 
     side = "deploy"
+    #: ``--max-model-len``: vLLM rejects a prompt of ``>= max_model_len`` ids (it needs room for one output id:
+    #: ``Processor._validate_model_input``, vllm tests/v1/e2e/test_context_length.py); None: no limit modelled
+    max_model_len: int | None = None
 
     @property
     def stop_ids(self) -> frozenset[int]:
@@ -185,10 +188,16 @@ class HFRenderer(JinjaRenderer):
             ids = self.tokenizer.encode(text)
             if self.add_special_tokens:
                 ids = self._wrap(text, ids, [])[0]
-            return Encoded(ids=tuple(ids), text=text)
+            return Encoded(ids=tuple(ids), text=text, extra=self._limit(len(ids)))
         ids, offsets, ends = self._encode(text)
         return Encoded(ids=tuple(ids), text=text, spans=locate_spans(text, conv, offsets, ends),
-                       offsets=tuple(offsets))
+                       offsets=tuple(offsets), extra=self._limit(len(ids)))
+
+    def _limit(self, n: int) -> dict[str, Any]:
+        if self.max_model_len is None or n < self.max_model_len:
+            return {}
+        return {"rejected": f"prompt {n} ids >= max_model_len={self.max_model_len}"}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "engine": "vllm", "stop_ids": sorted(self.stop_ids)}
+        limit = {"max_model_len": self.max_model_len} if self.max_model_len else {}
+        return {**super().describe(), "engine": "vllm", "stop_ids": sorted(self.stop_ids), **limit}

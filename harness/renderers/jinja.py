@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import ConversationError, RenderRejected
 from harness.renderers._common import locate_spans, token_at
 from harness.renderers._spans import answer_start, place
+from harness.renderers._truncate import truncate
 from harness.renderers.base import Answer, Encoded
 from harness.renderers.hf import JinjaRenderer, hf_message
 
@@ -40,6 +41,8 @@ class JinjaTrainRenderer(JinjaRenderer):
 
     side = "train"
     encode_mode: str = "whole"
+    max_length: int | None = None  # TRL's SFTConfig.max_length (harness.renderers._truncate); None: no cut
+    truncation_mode: str = "keep_start"
 
     @property
     def stop_ids(self) -> frozenset[int]:
@@ -141,10 +144,30 @@ class JinjaTrainRenderer(JinjaRenderer):
                 labels[i] = True
             straddles = a < len(offsets) and offsets[a][0] < start
             answers.append(Answer(k, a, b, start, straddles and not rewritten, rewritten))
-        return Encoded(ids=tuple(ids), text=full, spans=locate_spans(full, conv, offsets, ends), labels=tuple(labels),
-                       answers=tuple(answers), offsets=tuple(offsets), segments=segments,
-                       extra={"encoding": self.encode_mode})
+        enc = Encoded(ids=tuple(ids), text=full, spans=locate_spans(full, conv, offsets, ends), labels=tuple(labels),
+                      answers=tuple(answers), offsets=tuple(offsets), segments=segments,
+                      extra={"encoding": self.encode_mode})
+        if self.max_length is None:
+            return enc
+        return truncate(enc, self.max_length, self.truncation_mode, lambda: self._message_starts(conv, full, enc))
+
+    def _message_starts(self, conv: "Conversation", full: str, enc: Encoded) -> list[int]:
+        """Char where each message begins in ``full``: ``len(render(messages[:i]))`` when ``full`` extends it,
+        else the message's first located span, else where the previous one begins."""
+        out: list[int] = []
+        for i in range(len(conv.messages)):
+            try:
+                head = self._text(conv.prefix(i), False).text if i else ""
+            except RenderRejected:
+                head = None
+            if head is not None and full.startswith(head):
+                out.append(max(len(head), out[-1] if out else 0))
+                continue
+            found = [s.char_start for s in enc.spans if s.message == i]
+            out.append(max(min(found), out[-1] if out else 0) if found else (out[-1] if out else 0))
+        return out
 
     def describe(self) -> dict[str, Any]:
         blocks = self.template.has_generation or bool(self.tool_template and self.tool_template.has_generation)
-        return {**super().describe(), "encode": self.encode_mode, "generation_blocks": blocks}
+        cut = {"max_length": self.max_length, "truncation_mode": self.truncation_mode} if self.max_length else {}
+        return {**super().describe(), "encode": self.encode_mode, "generation_blocks": blocks, **cut}

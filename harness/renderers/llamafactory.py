@@ -444,9 +444,10 @@ class LlamaFactoryRenderer:
             answers = answers[-1:]
         full = "".join(text_parts)
         ends = [e for _, e in offsets]
+        extra = {"encoding": "segments", "label_ids": tuple(raw_labels),
+                 **_kept(layout, [len(ids) for pair in self._pairs for ids in pair], index, len(conv.messages))}
         return Encoded(ids=tuple(input_ids), text=full, spans=locate_spans(full, conv, offsets, ends), labels=labels,
-                       answers=tuple(answers), offsets=tuple(offsets), segments=tuple(text_parts),
-                       extra={"encoding": "segments", "label_ids": tuple(raw_labels)})
+                       answers=tuple(answers), offsets=tuple(offsets), segments=tuple(text_parts), extra=extra)
 
     def _layout(self, lengths: list[int]) -> list[tuple[int, tuple[int, int]]]:
         """(turn, (prompt ids kept, response ids kept)) in sequence order, as the supervised processor truncates."""
@@ -494,6 +495,25 @@ class LlamaFactoryRenderer:
             out["yaml_sha256"] = hashlib.sha256(self.yaml_path.read_bytes()).hexdigest()
             out["model_name_or_path"] = self.yaml.get("model_name_or_path")
         return out
+
+
+def _kept(layout: list[tuple[int, tuple[int, int]]], lengths: list[int], index: list[int], n: int) -> dict[str, Any]:
+    """``kept_messages`` (messages with ids left after ``infer_seqlen``; slot 0 holds the system message too) and
+    ``cut_answers`` (answers cut short), only when the cut-off removed something."""
+    kept: list[int] = []
+    cut: list[int] = []
+    full = True
+    for turn, lens in layout:
+        for which, keep in zip((2 * turn, 2 * turn + 1), lens):
+            full = full and keep == lengths[which]
+            if keep:
+                start = 0 if which == 0 else index[which]
+                kept.extend(range(start, index[which + 1] if which + 1 < len(index) else n))
+            if which % 2 and 0 < keep < lengths[which]:
+                cut.append(index[which])
+    if full and len(layout) * 2 == len(lengths):
+        return {}
+    return {"kept_messages": tuple(kept), "cut_answers": tuple(cut)}
 
 
 def export_jinja(spec: str, tokenizer: "Tokenizer", arg: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:

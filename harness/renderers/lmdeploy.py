@@ -205,7 +205,11 @@ class LMDeployRenderer:
 
     side = "deploy"
 
-    def __init__(self, spec: str, tokenizer: "Tokenizer", template: LMDeployTemplate) -> None:
+    def __init__(self, spec: str, tokenizer: "Tokenizer", template: LMDeployTemplate, session_len: int | None = None
+                 ) -> None:
+        #: ``--session-len``: a prompt of ``>= session_len`` ids is refused (``AsyncEngine`` raises
+        #: CONTEXT_LENGTH_EXCEEDED, serve/core/async_engine.py); None: no limit modelled
+        self.session_len = session_len
         self.spec = spec
         self.tokenizer = tokenizer
         self.template = template
@@ -244,7 +248,8 @@ class LMDeployRenderer:
         tok = self.tokenizer
         if not detail:
             ids = tok.encode(text, add_special_tokens=self.add_special_tokens)
-            return Encoded(ids=tuple(self._collapse(list(ids))), text=text)
+            ids = self._collapse(list(ids))
+            return Encoded(ids=tuple(ids), text=text, extra=self._limit(len(ids)))
         ids, offsets = tok.encode_offsets(text)
         if self.add_special_tokens:
             full = tok.encode(text, add_special_tokens=True)
@@ -255,7 +260,12 @@ class LMDeployRenderer:
                 ids, offsets = ids[1:], offsets[1:]
         ends = [e for _, e in offsets]
         return Encoded(ids=tuple(ids), text=text, spans=locate_spans(text, conv, offsets, ends),
-                       offsets=tuple(offsets))
+                       offsets=tuple(offsets), extra=self._limit(len(ids)))
+
+    def _limit(self, n: int) -> dict[str, Any]:
+        if self.session_len is None or n < self.session_len:
+            return {}
+        return {"rejected": f"input length {n} ids >= session_len={self.session_len}"}
 
     def describe(self) -> dict[str, Any]:
         import transformers
@@ -266,4 +276,5 @@ class LMDeployRenderer:
             "template": t.origin, "template_sha256": sha256_text(t.source), "model_name": t.model_name,
             "add_special_tokens": self.add_special_tokens, "stop_words": list(t.stop_words or ()),
             "stop_ids": sorted(self.stop_ids), "versions": {"transformers": transformers.__version__},
+            **({"session_len": self.session_len} if self.session_len else {}),
         }

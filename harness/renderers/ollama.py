@@ -52,6 +52,7 @@ from harness.modelfile import Modelfile
 from harness.renderers._common import locate_spans, sha256_text
 from harness.renderers._process import LineProcess, ProcessDied
 from harness.renderers.base import Encoded
+from harness.renderers.ollama_ctx import fit, parse_num_ctx
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
@@ -290,6 +291,7 @@ class OllamaRenderer:
     eog: str = "llama.cpp"
     add_bos: bool | None = None
     limits: Limits = field(default_factory=Limits)
+    num_ctx: int | None = None  # PARAMETER num_ctx or num_ctx=: chatPrompt's fitting (None: none)
     side = "deploy"
     _go: _GoTemplate = field(init=False, repr=False)
 
@@ -303,6 +305,8 @@ class OllamaRenderer:
                                self.modelfile.template_line, self.limits)
         if self.add_bos is None:
             self.add_bos = bool(self.tokenizer.adds_bos)
+        if self.num_ctx is None:
+            self.num_ctx = parse_num_ctx(self.modelfile.parameter("num_ctx"), f"Modelfile={self.modelfile.path!r}")
 
     # -- what Ollama sends
     def _think_value(self) -> Any:
@@ -311,7 +315,14 @@ class OllamaRenderer:
         return self.think
 
     def request(self, conv: "Conversation") -> dict[str, Any]:
-        """The JSON the Go renderer gets: Modelfile MESSAGEs and SYSTEM applied as Ollama's server does."""
+        """The JSON the Go renderer gets: Modelfile MESSAGEs and SYSTEM applied as Ollama's server does, then
+        (with ``num_ctx``) the oldest messages dropped as ``chatPrompt`` drops them (``ollama_ctx``)."""
+        if self.num_ctx is not None:
+            return fit(self, conv).request
+        return self.full_request(conv)
+
+    def full_request(self, conv: "Conversation") -> dict[str, Any]:
+        """The request before any context fitting."""
         msgs = ollama_messages(conv)
         head: list[dict[str, Any]] = []
         if self.modelfile.system and (not conv.messages or conv.messages[0].role != "system"):
@@ -340,16 +351,23 @@ class OllamaRenderer:
         return text
 
     def render(self, conv: "Conversation", *, add_generation_prompt: bool = True, detail: bool = True) -> Encoded:
-        text = self._prompt_text(self.render_text(conv))
+        extra: dict[str, Any] = {}
+        if self.num_ctx is not None:
+            fitted = fit(self, conv)
+            text = self._prompt_text(fitted.text)
+            extra = {"sent_messages": fitted.sent, "context": f"Ollama (num_ctx={self.num_ctx})",
+                     "overflow": fitted.overflow}
+        else:
+            text = self._prompt_text(self.render_text(conv))
         bos = [self.tokenizer.bos_id] if self.add_bos and self.tokenizer.bos_id is not None else []
         if not detail:
-            return Encoded(ids=tuple(bos + self.tokenizer.encode(text)), text=text)
+            return Encoded(ids=tuple(bos + self.tokenizer.encode(text)), text=text, extra=extra)
         ids, offsets = self.tokenizer.encode_offsets(text)
         offsets = [(0, 0)] * len(bos) + list(offsets)
         ids = bos + list(ids)
         ends = [e for _, e in offsets]
         return Encoded(ids=tuple(ids), text=text, spans=locate_spans(text, conv, offsets, ends),
-                       offsets=tuple(offsets))
+                       offsets=tuple(offsets), extra=extra)
 
     @property
     def declared_stop_ids(self) -> frozenset[int]:
@@ -375,5 +393,5 @@ class OllamaRenderer:
             "stop_strings_not_single_token": text_stops, "stop_ids": sorted(self.stop_ids), "eog": self.eog,
             "think": self._think_value(), "add_bos": self.add_bos, "template_vars": list(self._go.vars),
             "path": "messages" if "messages" in self._go.vars else "legacy",
-            "versions": {"go_renderer": _source_hash()},
+            "versions": {"go_renderer": _source_hash()}, **({"num_ctx": self.num_ctx} if self.num_ctx else {}),
         }
