@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.data.cli import add_arguments, class_records_line, from_args, kept, with_records
 from harness.errors import HarnessError, InputError
 from harness.limits import MAX_DEPLOYS, MAX_EXAMPLES
 
@@ -65,13 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--examples", type=_examples, default=None,
                        help=f"generated conversations per target (default 2000, or none with --data; at most "
                             f"{MAX_EXAMPLES:,})")
-    check.add_argument("--data", type=Path, help="sweep the records of this training file (JSON/JSONL) first")
-    check.add_argument("--data-format", help="the --data file's format (default: detected): openai, sharegpt, "
-                       "alpaca, xtuner, paddlenlp")
-    check.add_argument("--data-info", type=Path, help="LLaMA-Factory dataset_info.json mapping the file's columns "
-                       "(default: the one beside --data)")
-    check.add_argument("--data-name", help="the dataset_info.json entry to use (default: the one whose file_name is "
-                       "--data)")
+    add_arguments(check)
     check.add_argument("--seed", type=_seed, default=0, help="generator seed (default 0)")
     check.add_argument("--checks", help="comma-separated subset of checks (default: all)")
     check.add_argument("--tools", choices=("any", "on", "off"), default="any", help="tool calls in conversations")
@@ -164,7 +159,7 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         baseline = load_baseline(args.baseline)
         check_overlap(baseline, args.train, args.deploy)
-    source, data = _data(args)  # a bad record stops the run here, before any work
+    source, data = from_args(args)  # a bad record stops the run here, before any work
     _writable_dir(args.report_dir)
     clear_reports(args.report_dir)  # from here on, a run that stops early leaves no report to mistake for its own
     tokenizer = load_model(model=args.model, model_dir=args.model_dir)
@@ -176,13 +171,9 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     for pair in pairs:
         reasoning = _flag(args.reasoning) if args.reasoning != "auto" else ("any" if reads_reasoning(pair) else False)
-        convs = generate(args.examples, seed=args.seed, tools=_flag(args.tools), reasoning=reasoning) \
-            if args.examples else iter(())
-        if source is not None:
-            from itertools import chain
-
-            convs = chain(source.conversations(), convs)
-        total = args.examples + (data["records"] - data["skipped"]["count"] if data else 0)
+        convs = with_records(source, generate(args.examples, seed=args.seed, tools=_flag(args.tools),
+                                              reasoning=reasoning) if args.examples else iter(()))
+        total = args.examples + kept(data)
         progress = _progress(err, total, pair.name) if total >= 500 and err.is_terminal else None
         with progress or nullcontext():
             task = progress.add_task(pair.name, total=total) if progress else None
@@ -214,22 +205,6 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     for r in errors:
         sys.stderr.write(f"harness: error: {_one_line(r.error)}\n")
     return code
-
-
-def _data(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None]:
-    """``--data``: open and scan the training file (InputError at its first bad record); set ``args.examples``
-    (generated conversations: as given, else 2000 without --data and none with it)."""
-    if args.data is None:
-        if args.data_format or args.data_info or args.data_name:
-            raise InputError("--data-format, --data-info and --data-name describe a --data file; pass --data FILE")
-        args.examples = 2000 if args.examples is None else args.examples
-        return None, None
-    from harness.data import open_data, scan
-
-    source = open_data(args.data, fmt=args.data_format, info=args.data_info, name=args.data_name)
-    found = scan(source)
-    args.examples = args.examples or 0
-    return source, {**source.describe(), **found.to_json(), "generated": args.examples}
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -425,11 +400,7 @@ def _print_summary(out: Console, results, *, quiet: bool) -> None:
                                    f"{r.train} vs {r.deploy}"))
                 out.print(f"cause: {cause_summary(k.cause)}", markup=False)
                 if k.record_count:
-                    from harness.report.json import records_line
-
-                    out.print(records_line({"records": {"count": k.record_count, "first": list(k.records)},
-                                            "cause_summary": cause_summary(k.cause), "cause": k.cause,
-                                            "severity": k.severity, "where": k.where}), markup=False)
+                    out.print(class_records_line(k), markup=False)
                 out.print(f.explanation, markup=False)
                 if f.diff is not None and f.diff.index is not None:
                     out.print(f.diff.render(), markup=False)

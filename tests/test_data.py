@@ -309,3 +309,40 @@ def test_plugin_harness_data_bad_record_fails_the_gate_naming_it(pytester: pytes
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*template-harness input error: bad.jsonl:1: conversations[[]1].from='gtp': unknown "
                                  "role tag*"])
+
+
+# --- the records reach the PaddleNLP and XTuner renderers as the files store them ------------------------------
+
+
+def _train_renderer(spec: str):
+    from harness.api import load_model, make_pair
+
+    try:
+        return make_pair(load_model(model="qwen2.5"), spec, "hf:" + CHATML).train
+    except InputError as exc:  # the optional engine is not installed
+        pytest.skip(f"{spec}: {exc}")
+
+
+@pytest.mark.real_tokenizer
+def test_paddlenlp_records_round_trip_through_the_paddlenlp_renderer() -> None:
+    """Each PaddleNLP record read as a conversation gives back the same src/tgt/context through ``paddlenlp:``'s
+    own record form (so the system the template renders is the record's context.system)."""
+    renderer = _train_renderer("paddlenlp:" + str(FIXTURES / "paddlenlp/qwen2.5_chatml_chat_template.json"))
+    from harness.data.stream import iter_raw
+
+    raws = [raw for _, raw in iter_raw(DATA / "paddlenlp.jsonl")]
+    for raw, record in zip(raws, open_data(DATA / "paddlenlp.jsonl").records(), strict=True):
+        want = {k: [raw[k]] if isinstance(raw[k], str) else raw[k] for k in ("src", "tgt")}
+        want["context"] = raw.get("context", {})
+        assert renderer.record(record.conversation)[0] == want, record.name
+
+
+@pytest.mark.real_tokenizer
+def test_xtuner_records_round_trip_through_the_xtuner_renderer() -> None:
+    renderer = _train_renderer("xtuner:qwen_chat")
+    from harness.data.stream import iter_raw
+
+    raws = [raw for _, raw in iter_raw(DATA / "xtuner.jsonl")]
+    for raw, record in zip(raws, open_data(DATA / "xtuner.jsonl").records(), strict=True):
+        turns = renderer.dataset(record.conversation)[0]
+        assert [{k: v for k, v in t.items() if v or k != "system"} for t in turns] == raw["conversation"], record.name
