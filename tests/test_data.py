@@ -175,6 +175,7 @@ def test_records_are_named_in_findings_and_reports_and_are_their_own_counterexam
     assert "2 record(s): a default system prompt is injected on one side only (default-system, error at system " \
            "(none given)): sharegpt.json[1], [2]" in md
     assert "1 record(s) skipped as the trainer skips them: sharegpt.json[3]" in md
+    assert "4 records + 0 generated conversations per target" in md
     html = (out / "report.html").read_text()
     assert "Record sharegpt.json[1] (as found)" in html and "sharegpt.json[4]" in html
     # structural checks run on plain variants: they name the records but their counterexample is no record

@@ -23,7 +23,7 @@ def _cell(c: dict[str, Any]) -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     h, model = report["harness"], report["model"]
     lines = [f"# Template consistency report — {model.get('name', '?')}", "",
-             f"harness {h['version']}, seed {h['seed']}, {h['examples']} conversations per target. Cells: "
+             f"harness {h['version']}, seed {h['seed']}, {_swept(report)} per target. Cells: "
              "failing/checked conversations (pass: checked).", "",
              "| train | deploy | verdict | " + " | ".join(c["name"] for c in _first_checks(report)) + " |",
              "|---|---|---|" + "---|" * len(_first_checks(report))]
@@ -64,6 +64,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                     label = f"Record `{k['counterexample_source']}` (as found):"
                 lines += [label, "", "```json", json.dumps(k["counterexample"], indent=2, ensure_ascii=False), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _swept(report: dict[str, Any]) -> str:
+    """``N conversations``, or with --data ``K records + N generated conversations``."""
+    d, n = report.get("data"), report["harness"]["examples"]
+    if not d:
+        return f"{n} conversations"
+    return f"{d['records'] - d['skipped']['count']} records + {n} generated conversations"
 
 
 def _data(d: dict[str, Any] | None) -> list[str]:
