@@ -15,8 +15,9 @@ class ExportRefused(InputError):
 @dataclass(frozen=True)
 class Artifact:
     """A candidate deploy artifact: its text, the file name the deploy renderer reads it as, and the deploy
-    spec kind that renders it (``hf``, ``ollama``, ``lmdeploy``)."""
+    spec kind that renders it (``hf``, ``ollama``, ``lmdeploy``) with ``deploy_options`` (e.g. ``,eog=off``)."""
 
     text: str
     filename: str
     deploy_kind: str
+    deploy_options: str = ""

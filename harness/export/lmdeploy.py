@@ -5,7 +5,7 @@ eosys`` when the first message is not a system message, ``box + content + end`` 
 ``assistant`` box; its fields are fixed strings. The mapping: ``system``/``eosys`` = the system slot's wrap
 (with the template's prefix in front of ``system``), ``meta_instruction`` = the default system,
 ``user``/``eoh`` = the user slot's wrap (LLaMA-Factory's user slot ends with the assistant header, so
-``assistant`` is the assistant slot's text before the content, usually ''), ``eoa`` = the text after it,
+``assistant`` is the assistant slot's text before the content, usually ''), ``eoa`` = the text after it (``efficient_eos`` puts the eos in the labels, not the text),
 ``separator`` = '', ``stop_words`` = the stop words + the trained eos, ``capability`` = chat.
 
 Refused (the fields cannot say it): a Jinja training template (code: it may branch, rewrite history or render
@@ -50,20 +50,19 @@ def export(train: "Renderer", train_spec: str, *, tools: str) -> Artifact:
         raise ExportRefused(f"LLaMA-Factory template {s.name!r} has a default system prompt: it trains an explicit "
                             f"empty system message as {s.default_system[:40]!r}…, while LMDeploy renders it as an "
                             "empty system block, and its fields have no condition to say otherwise; export --to "
-                            "ollama (its TEMPLATE can) or --to jinja instead")
+                            "ollama instead (its TEMPLATE can)")
     if s.system.before or s.system.after:
         raise ExportRefused(f"LLaMA-Factory template {s.name!r} writes no system block without a system prompt, but "
                             "LMDeploy always writes system + meta_instruction + eosys, so its system wrap "
                             f"{s.system.before!r}…{s.system.after!r} would appear in every prompt; export --to ollama "
-                            "or --to jinja instead")
+                            "instead")
     if s.prefix:
         raise ExportRefused(f"LLaMA-Factory template {s.name!r} starts every conversation with {s.prefix!r}, and "
                             "LMDeploy's fields have no prefix outside the system block, which this template leaves "
-                            "empty; export --to ollama or --to jinja instead")
-    eoa = s.assistant.after + (s.eos_token if s.efficient_eos else "")
+                            "empty; export --to ollama instead")
     stops = list(dict.fromkeys([*s.stop_words, *([s.eos_token] if s.eos_token else [])]))
     data = {"model_name": MODEL_NAME, "system": s.system.before, "meta_instruction": s.default_system,
             "eosys": s.system.after, "user": s.user.before, "eoh": s.user.after, "assistant": s.assistant.before,
-            "eoa": eoa, "separator": "", "stop_words": stops, "capability": "chat"}
+            "eoa": s.assistant.after, "separator": "", "stop_words": stops, "capability": "chat"}
     return Artifact(text=json.dumps(data, ensure_ascii=False, indent=2) + "\n", filename="chat_template.json",
                     deploy_kind="lmdeploy")

@@ -6,7 +6,9 @@ The TEMPLATE reproduces LLaMA-Factory's ``_encode`` over Ollama's ``.Messages``:
 when that is empty (LLaMA-Factory trains ``system or default_system``); turn 0 gets ``prefix`` + the system
 block (only when that text is non-empty) before the first user message; then each user and assistant message
 inside its slot wrap. Every literal is a Go string constant (``{{ "…" }}``), so template text never needs
-escaping. ``PARAMETER stop`` lists LLaMA-Factory's stop words (and the eos it trains answers to end with).
+escaping. ``PARAMETER stop`` lists LLaMA-Factory's stop words (and the eos it trains answers to end with); it is
+verified with ``eog=off``, so the Modelfile's own stops must end every answer (llama.cpp's end-of-generation
+heuristic is not relied on).
 Jinja training templates are refused: there is no Jinja → Go translator.
 """
 
@@ -42,7 +44,7 @@ def go_template(slots) -> str:
     s = slots
     system_block = _lit(s.system.before) + "{{ $system }}" + _lit(s.system.after)
     user = _lit(s.user.before) + "{{ .Content }}" + _lit(s.user.after)
-    answer = _lit(s.assistant.before) + "{{ .Content }}" + _lit(s.assistant.after + (s.eos_token if s.efficient_eos else ""))
+    answer = _lit(s.assistant.before) + "{{ .Content }}" + _lit(s.assistant.after)
     return (
         "{{- $system := .System }}{{- if not $system }}{{ $system = " + json.dumps(s.default_system, ensure_ascii=False)
         + " }}{{ end }}{{- $first := true }}\n"
@@ -77,4 +79,5 @@ def export(train: "Renderer", train_spec: str, *, tools: str) -> Artifact:
             raise ExportRefused(f"stop word {stop!r} holds a quote or newline, which a PARAMETER line cannot quote; "
                                 "export --to jinja or lmdeploy instead")
         lines.append(f'PARAMETER stop "{stop}"')
-    return Artifact(text="\n".join(lines) + "\n", filename="Modelfile", deploy_kind="ollama")
+    return Artifact(text="\n".join(lines) + "\n", filename="Modelfile", deploy_kind="ollama",
+                    deploy_options=",eog=off")
