@@ -80,7 +80,8 @@ def read_slots(renderer: "LlamaFactoryRenderer", what: str) -> Slots:
     where = f"LLaMA-Factory template {name!r}"
     if type(t).__name__ == "ReasoningTemplate":
         raise ExportRefused(f"{where} is a reasoning template: it writes thoughts into answers and strips them from "
-                            f"earlier answers (history rewriting), which {what} cannot express")
+                            f"earlier answers (history rewriting), which {what} cannot express; export --to jinja "
+                            "instead (LLaMA-Factory's own template, verified like every export)")
     prefix = "".join(_element_text(e, hf, f"{where} format_prefix") for e in t.format_prefix.slots)
     return Slots(
         name=str(name), prefix=prefix,
