@@ -125,6 +125,8 @@ def test_planted_jinja_bug_is_caught_and_nothing_written(tmp_path):
     pytest.param("llamafactory:qwen", "lmdeploy", (), "pass --tools off", marks=needs_lf),
     pytest.param("llamafactory:qwen", "ollama", (), "pass --tools off", marks=needs_lf),
     pytest.param("llamafactory:qwen", "lmdeploy", ("--tools", "off"), "explicit empty system", marks=needs_lf),
+    pytest.param("llamafactory:llama3", "lmdeploy", ("--tools", "off"), "always writes system", marks=needs_lf),
+    ("jinja:.,enable_thinking=false", "jinja", (), "template variables"),
 ])
 def test_refusals(tmp_path, capsys, train, to, extra, reason):
     out = tmp_path / "artifact"
@@ -168,3 +170,17 @@ def test_output_inside_model_dir_only_as_the_target_file(tmp_path, capsys):
     code, stdout, _ = run(capsys, "export", "--model-dir", str(model), "--train", "jinja:.", "--to", "jinja",
                           "--output", str(model / "chat_template.jinja"), "--examples", "30")
     assert code == 0 and (model / "chat_template.jinja").is_file(), stdout
+
+
+@needs_go
+@needs_lf
+def test_ollama_leaves_out_the_bos_ollama_adds():
+    """LLaMA-Factory's llama3 prefix is <|begin_of_text|>; Ollama adds the vocab's BOS itself, so the export leaves
+    it out (writing it would double it, as LLaMA-Factory's own Modelfile does), and the bos check passes."""
+    from harness.api import load_model
+    from harness.runner import TargetResult  # noqa: F401
+
+    res = export(tokenizer=load_model(model="llama3"), train="llamafactory:llama3", to="ollama", output=None,
+                 examples=30, seed=0, tools="off")
+    assert "<|begin_of_text|>" not in res.artifact.text
+    assert [c.verdict for c in res.result.checks if c.name == "bos"] == ["pass"]

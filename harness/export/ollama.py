@@ -5,7 +5,8 @@ The TEMPLATE reproduces LLaMA-Factory's ``_encode`` over Ollama's ``.Messages``:
 ``.System`` (Ollama's collated system messages; ``SYSTEM`` is sent when a request has none) or the default
 when that is empty (LLaMA-Factory trains ``system or default_system``); turn 0 gets ``prefix`` + the system
 block (only when that text is non-empty) before the first user message; then each user and assistant message
-inside its slot wrap. Every literal is a Go string constant (``{{ "…" }}``), so template text never needs
+inside its slot wrap. A prefix BOS is left out when the vocab makes Ollama add one (it would be doubled).
+Every literal is a Go string constant (``{{ "…" }}``), so template text never needs
 escaping. ``PARAMETER stop`` lists LLaMA-Factory's stop words (and the eos it trains answers to end with); it is
 verified with ``eog=off``, so the Modelfile's own stops must end every answer (llama.cpp's end-of-generation
 heuristic is not relied on).
@@ -14,6 +15,7 @@ Jinja training templates are refused: there is no Jinja → Go translator.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING
 
@@ -65,6 +67,9 @@ def export(train: "Renderer", train_spec: str, *, tools: str) -> Artifact:
                             "--deploy ollama:Modelfile`")
     slots = read_slots(train, WHAT)
     check_tools(slots, tools, WHAT)
+    bos = train.hf.bos_token
+    if train.tokenizer.adds_bos and bos and slots.prefix.startswith(bos):  # Ollama adds it (vocab add_bos_token)
+        slots = dataclasses.replace(slots, prefix=slots.prefix[len(bos):])
     stops = list(dict.fromkeys([*slots.stop_words, *([slots.eos_token] if slots.eos_token else [])]))
     lines = [
         f"# Exported by template-harness from --train {train_spec} (LLaMA-Factory template {slots.name!r}).",
