@@ -184,3 +184,28 @@ def test_ollama_leaves_out_the_bos_ollama_adds():
                  examples=30, seed=0, tools="off")
     assert "<|begin_of_text|>" not in res.artifact.text
     assert [c.verdict for c in res.result.checks if c.name == "bos"] == ["pass"]
+
+
+@needs_lf
+def test_lmdeploy_fields_reproduce_the_training_text(tmp_path):
+    """falcon (no default system, a bare system slot) maps onto LMDeploy's fields; the verification then finds
+    only tokenisation classes (LLaMA-Factory encodes slot by slot, every engine the whole prompt: no export can
+    fix that) and no template-text class, so the fields reproduce the training text; exit 1, nothing written."""
+    import json
+
+    from harness.api import load_model
+    from harness.specs import build_renderer
+
+    tok = load_model(model="qwen2.5")
+    train = build_renderer("llamafactory:falcon", tok, side="train")
+    a = build_artifact(train, "llamafactory:falcon", "lmdeploy", tools="off")
+    assert a.text == build_artifact(train, "llamafactory:falcon", "lmdeploy", tools="off").text  # deterministic
+    fields = json.loads(a.text)
+    assert (fields["user"], fields["eoh"], fields["assistant"], fields["eoa"]) == ("User: ", "\nFalcon:", "", "\n")
+    assert fields["stop_words"] == [tok.hf.eos_token] and fields["meta_instruction"] == ""
+    out = tmp_path / "chat_template.json"
+    res = export(tokenizer=tok, train="llamafactory:falcon", to="lmdeploy", output=out, examples=40, seed=0,
+                 tools="off")
+    causes = {k.cause for c in res.result.checks if c.verdict == "fail" for k in c.classes if k.severity == "error"}
+    assert causes and causes <= {"tokenisation", "segment-merge"}, causes
+    assert res.written is None and not out.exists()
