@@ -258,9 +258,10 @@ def _export(args: argparse.Namespace) -> int:
         raise InputError(f"--train {args.train!r}: verification could not run: {r.error}")
     cells = ", ".join(f"{c.name} {c.verdict}" + (f" {c.errors or c.warnings}/{c.examples_run}"
                                                   if c.verdict in ("fail", "warn") else "") for c in r.checks)
+    a = done.artifact
     print(f"verified {args.to} export of {args.train} on {tokenizer.name}: {r.examples} conversations "
           f"(seed {args.seed}, tools {args.tools}), the candidate rendered as "
-          f"{done.artifact.deploy_kind}:{done.artifact.filename}{done.artifact.deploy_options} against the training side")
+          f"{a.deploy_kind}:{a.filename}{a.deploy_options} against the training side")
     print(f"checks: {cells}")
     print(f"verdict: {'consistent' if done.consistent else 'inconsistent'}")
     for c in r.checks:

@@ -178,7 +178,6 @@ def test_ollama_leaves_out_the_bos_ollama_adds():
     """LLaMA-Factory's llama3 prefix is <|begin_of_text|>; Ollama adds the vocab's BOS itself, so the export leaves
     it out (writing it would double it, as LLaMA-Factory's own Modelfile does), and the bos check passes."""
     from harness.api import load_model
-    from harness.runner import TargetResult  # noqa: F401
 
     res = export(tokenizer=load_model(model="llama3"), train="llamafactory:llama3", to="ollama", output=None,
                  examples=30, seed=0, tools="off")

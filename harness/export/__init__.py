@@ -104,7 +104,8 @@ def export(*, tokenizer, train: str, to: str, output: Path | None, examples: int
     with tempfile.TemporaryDirectory(prefix="harness-export-") as tmp:
         path = Path(tmp) / artifact.filename
         path.write_text(artifact.text, encoding="utf-8")
-        pair = Pair(train_renderer, build_renderer(f"{artifact.deploy_kind}:{path}{artifact.deploy_options}", tokenizer, side="deploy"))
+        deploy = f"{artifact.deploy_kind}:{path}{artifact.deploy_options}"
+        pair = Pair(train_renderer, build_renderer(deploy, tokenizer, side="deploy"))
         reasoning = "any" if reads_reasoning(pair) else False
         flag = {"on": True, "off": False}.get(tools, tools)
         result = run_pair(pair, generate(examples, seed=seed, tools=flag, reasoning=reasoning))

@@ -42,7 +42,7 @@ def export(train: "Renderer", spec: "Spec") -> Artifact:
         if getattr(train, "template_kwargs", None):
             names = ", ".join(sorted(train.template_kwargs))
             raise ExportRefused(f"--train {str(spec)!r}: training passes template variables ({names}) that a served "
-                                "request would not carry; instead, write them into the template (e.g. {% set enable_thinking "
-                                "= false %} at its top), train on that file and export it")
+                                "request would not carry; instead, write them into the template (e.g. "
+                                "{% set enable_thinking = false %} at its top), train on that file and export it")
         source = strip_generation(train.template.source)
     return Artifact(text=source, filename="chat_template.jinja", deploy_kind="hf")

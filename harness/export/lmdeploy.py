@@ -2,11 +2,11 @@
 
 LMDeploy's ``BaseChatTemplate`` (see :mod:`harness.renderers.lmdeploy`) writes ``system + meta_instruction +
 eosys`` when the first message is not a system message, ``box + content + end`` per message, then the
-``assistant`` box; its fields are fixed strings. The mapping: ``system``/``eosys`` = the system slot's wrap
-(with the template's prefix in front of ``system``), ``meta_instruction`` = the default system,
+``assistant`` box; its fields are fixed strings. The mapping: ``system``/``eosys`` = the system slot's wrap,
+``meta_instruction`` = the default system,
 ``user``/``eoh`` = the user slot's wrap (LLaMA-Factory's user slot ends with the assistant header, so
-``assistant`` is the assistant slot's text before the content, usually ''), ``eoa`` = the text after it (``efficient_eos`` puts the eos in the labels, not the text),
-``separator`` = '', ``stop_words`` = the stop words + the trained eos, ``capability`` = chat.
+``assistant`` is the assistant slot's text before the content, usually ''), ``eoa`` = the text after it
+(``efficient_eos`` puts the eos in the labels, not the text), ``separator`` = '', ``stop_words`` = the stop words + the trained eos, ``capability`` = chat.
 
 Refused (the fields cannot say it): a Jinja training template (code: it may branch, rewrite history or render
 tools), a reasoning template (history rewriting), tools (LMDeploy ignores them), a default system prompt
@@ -54,8 +54,8 @@ def export(train: "Renderer", train_spec: str, *, tools: str) -> Artifact:
     if s.system.before or s.system.after:
         raise ExportRefused(f"LLaMA-Factory template {s.name!r} writes no system block without a system prompt, but "
                             "LMDeploy always writes system + meta_instruction + eosys, so its system wrap "
-                            f"{s.system.before!r}…{s.system.after!r} would appear in every prompt; export --to ollama "
-                            "instead")
+                            f"{s.system.before!r}…{s.system.after!r} would appear in every prompt; export "
+                            "--to ollama instead")
     if s.prefix:
         raise ExportRefused(f"LLaMA-Factory template {s.name!r} starts every conversation with {s.prefix!r}, and "
                             "LMDeploy's fields have no prefix outside the system block, which this template leaves "
