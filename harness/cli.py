@@ -247,8 +247,12 @@ def _export(args: argparse.Namespace) -> int:
     from harness.specs import parse_spec
 
     spec = parse_spec(args.train)
-    train_file = Path(spec.arg) if spec.kind == "jinja" and Path(spec.arg).expanduser().is_file() else None
     model_dir = args.model_dir
+    train_file = None  # the training template file, never overwritten
+    if spec.kind == "jinja":
+        arg = model_dir if spec.arg == "." else Path(spec.arg).expanduser()
+        train_file = arg / "chat_template.jinja" if arg is not None and arg.is_dir() else arg
+        train_file = train_file if train_file is not None and train_file.is_file() else None
     output = check_output(args.output, args.to, model_dir, train_file)
     tokenizer = load_model(model=args.model, model_dir=model_dir)
     done = export(tokenizer=tokenizer, train=args.train, to=args.to, output=output, examples=args.examples,

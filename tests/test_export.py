@@ -208,3 +208,41 @@ def test_lmdeploy_fields_reproduce_the_training_text(tmp_path):
     causes = {k.cause for c in res.result.checks if c.verdict == "fail" for k in c.classes if k.severity == "error"}
     assert causes and causes <= {"tokenisation", "segment-merge"}, causes
     assert res.written is None and not out.exists()
+
+
+def test_output_never_overwrites_the_training_template(tmp_path, capsys):
+    from harness.zoo import load_zoo_tokenizer
+
+    src = tmp_path / "train.jinja"
+    src.write_text(load_zoo_tokenizer("qwen2.5").chat_template)
+    before = src.read_bytes()
+    code, _, err = run(capsys, "export", "--model", "qwen2.5", "--train", f"jinja:{src}", "--to", "jinja",
+                       "--output", str(src))
+    assert code == 2 and "training template itself" in one_error_line(err) and src.read_bytes() == before
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (model / name).write_bytes((Path(load_zoo_tokenizer("qwen2.5").model_dir) / name).read_bytes())
+    (model / "chat_template.jinja").write_bytes(before)
+    code, _, err = run(capsys, "export", "--model-dir", str(model), "--train", "jinja:.", "--to", "jinja",
+                       "--output", str(model / "chat_template.jinja"))
+    assert code == 2 and "training template itself" in one_error_line(err)
+
+
+def test_several_named_templates_are_refused_for_one_file(tmp_path, capsys):
+    from harness.zoo import load_zoo_tokenizer
+
+    tok = load_zoo_tokenizer("qwen2.5")
+    model = tmp_path / "model"
+    (model / "additional_chat_templates").mkdir(parents=True)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (model / name).write_bytes((Path(tok.model_dir) / name).read_bytes())
+    (model / "chat_template.jinja").write_text(tok.chat_template)
+    (model / "additional_chat_templates" / "tool_use.jinja").write_text(tok.chat_template.replace("\\n", "\\n\\n", 1))
+    out = tmp_path / "o.jinja"
+    code, _, err = run(capsys, "export", "--model-dir", str(model), "--train", "jinja:.", "--to", "jinja",
+                       "--output", str(out))
+    assert code == 2 and "template=default" in one_error_line(err) and not out.exists()
+    code, stdout, _ = run(capsys, "export", "--model-dir", str(model), "--train", "jinja:.,template=default",
+                          "--to", "jinja", "--output", str(out), "--examples", "30")
+    assert code == 0 and out.read_text() == tok.chat_template, stdout
