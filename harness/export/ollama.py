@@ -20,7 +20,7 @@ import json
 from typing import TYPE_CHECKING
 
 from harness.export.base import Artifact, ExportRefused
-from harness.export.slots import check_tools, read_slots
+from harness.export.slots import Slots, check_tools, read_slots
 
 if TYPE_CHECKING:
     from harness.renderers.base import Renderer
@@ -41,7 +41,7 @@ def _modelfile_quote(text: str, field: str) -> str:
     return f'"""{text}"""'
 
 
-def go_template(slots) -> str:
+def go_template(slots: Slots) -> str:
     """The TEMPLATE text for ``slots``."""
     s = slots
     system_block = _lit(s.system.before) + "{{ $system }}" + _lit(s.system.after)
@@ -51,10 +51,10 @@ def go_template(slots) -> str:
         "{{- $system := .System }}{{- if not $system }}{{ $system = " + json.dumps(s.default_system, ensure_ascii=False)
         + " }}{{ end }}{{- $first := true }}\n"
         "{{- range .Messages }}\n"
-        "{{- if eq .Role \"user\" }}{{ if $first }}" + _lit(s.prefix)
-        + "{{ if $system }}" + system_block + "{{ end }}{{ end }}{{ $first = false }}" + user + "\n"
-        "{{- else if eq .Role \"assistant\" }}{{ if $first }}" + _lit(s.prefix) + "{{ $first = false }}{{ end }}"
-        + answer + "\n"
+        "{{- if and $first (or (eq .Role \"user\") (eq .Role \"assistant\")) }}" + _lit(s.prefix)
+        + "{{ if $system }}" + system_block + "{{ end }}{{ $first = false }}{{ end }}\n"
+        "{{- if eq .Role \"user\" }}" + user + "\n"
+        "{{- else if eq .Role \"assistant\" }}" + answer + "\n"
         "{{- end }}\n"
         "{{- end }}")
 
