@@ -246,3 +246,14 @@ def test_several_named_templates_are_refused_for_one_file(tmp_path, capsys):
     code, stdout, _ = run(capsys, "export", "--model-dir", str(model), "--train", "jinja:.,template=default",
                           "--to", "jinja", "--output", str(out), "--examples", "30")
     assert code == 0 and out.read_text() == tok.chat_template, stdout
+
+
+@needs_lf
+def test_llamafactory_jinja_is_its_own_export_and_verified(tmp_path, capsys):
+    """--to jinja for llamafactory:qwen is LLaMA-Factory's own export (it keeps Qwen2.5's template), which renders
+    an explicit empty system message as an empty block where LF trains its default: exit 1, nothing written."""
+    out = tmp_path / "chat_template.jinja"
+    code, stdout, _ = run(capsys, "export", "--model", "qwen2.5", "--train", "llamafactory:qwen", "--to", "jinja",
+                          "--output", str(out), "--examples", "40", "--tools", "off")
+    assert code == 1 and not out.exists(), stdout
+    assert "system / empty-system" in stdout and "nothing written" in stdout
