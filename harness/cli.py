@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
                         "ollama:path/Modelfile or lmdeploy:path/chat_template.json (repeatable)")
     doctor.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
     doctor.add_argument("--output", type=Path, help="write the output to this file instead of stdout")
+    _export_parser(sub)
     sub.add_parser("models", help="list the zoo models")
     table = sub.add_parser("lf-table", help="LLaMA-Factory templates vs their models' templates -> docs/llamafactory.md")
     table.add_argument("--examples", type=_examples, default=1000,
@@ -120,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "doctor":
             return _doctor(args)
+        if args.command == "export":
+            return _export(args)
         out = Console(highlight=False, soft_wrap=True)
         if not out.is_terminal:
             out = Console(highlight=False, soft_wrap=True, width=200)
@@ -228,6 +231,63 @@ def _doctor(args: argparse.Namespace) -> int:
 
         write_atomic(args.output.expanduser(), text)
     return result.exit_code
+
+
+def _export_parser(sub) -> None:
+    ex = sub.add_parser("export", help="write the deploy artifact (Jinja, Ollama Modelfile, LMDeploy JSON) that "
+                        "reproduces the training prompts, verified first")
+    src = ex.add_mutually_exclusive_group()
+    src.add_argument("--model", help="a zoo model name (see `harness models`); default qwen2.5")
+    src.add_argument("--model-dir", type=Path, help="a Hugging Face model dir with tokenizer files (read only)")
+    ex.add_argument("--train", required=True, help="training side spec, e.g. llamafactory:qwen or jinja:.")
+    ex.add_argument("--to", required=True, choices=("jinja", "ollama", "lmdeploy"), help="artifact to write")
+    ex.add_argument("--output", required=True, type=Path, help="file to write (only when verified consistent)")
+    ex.add_argument("--examples", type=_examples, default=2000, help="conversations verified (default 2000)")
+    ex.add_argument("--seed", type=_seed, default=0, help="generator seed (default 0)")
+    ex.add_argument("--tools", choices=("any", "on", "off"), default="any",
+                    help="tool calls in the verified conversations (off: export for tool-free use only)")
+    ex.add_argument("--force", action="store_true", help="write the artifact even when verification fails (exit 1)")
+
+
+def _export(args: argparse.Namespace) -> int:
+    """``harness export``: build, verify, print what was verified, write only when consistent (or --force)."""
+    from harness.api import load_model
+    from harness.export import check_output, export
+    from harness.specs import parse_spec
+
+    spec = parse_spec(args.train)
+    model_dir = args.model_dir
+    train_file = None  # the training template file, never overwritten
+    if spec.kind == "jinja":
+        arg = model_dir if spec.arg == "." else Path(spec.arg).expanduser()
+        train_file = arg / "chat_template.jinja" if arg is not None and arg.is_dir() else arg
+        train_file = train_file if train_file is not None and train_file.is_file() else None
+    output = check_output(args.output, args.to, model_dir, train_file)
+    tokenizer = load_model(model=args.model, model_dir=model_dir)
+    done = export(tokenizer=tokenizer, train=args.train, to=args.to, output=output, examples=args.examples,
+                  seed=args.seed, tools=args.tools, force=args.force)
+    r = done.result
+    if r.verdict == "error":
+        raise InputError(f"--train {args.train!r}: verification could not run: {r.error}")
+    cells = ", ".join(f"{c.name} {c.verdict}" + (f" {c.errors or c.warnings}/{c.examples_run}"
+                                                  if c.verdict in ("fail", "warn") else "") for c in r.checks)
+    a = done.artifact
+    print(f"verified {args.to} export of {args.train} on {tokenizer.name}: {r.examples} conversations "
+          f"(seed {args.seed}, tools {args.tools}), the candidate rendered as "
+          f"{a.deploy_kind}:{a.filename}{a.deploy_options} against the training side")
+    print(f"checks: {cells}")
+    print(f"verdict: {'consistent' if done.consistent else 'inconsistent'}")
+    for c in r.checks:
+        for k in c.classes if c.verdict == "fail" else ():
+            if k.severity == "error":
+                print(f"  divergence: {c.name} / {k.cause}{' at ' + k.where if k.where else ''} "
+                      f"({k.count} conversation(s))")
+    if done.written is not None:
+        print(f"wrote {done.written}" + ("" if done.consistent else " (--force: NOT consistent)"))
+    else:
+        print(f"nothing written: the export is not consistent with {args.train}; see the divergences above "
+              "(`harness check` with this artifact shows each with a counterexample), or pass --force")
+    return 0 if done.consistent else 1
 
 
 def _doctor_output_ok(path: Path, model_dir: Path | None) -> None:
