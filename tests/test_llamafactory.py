@@ -280,3 +280,21 @@ def test_llamafactory_is_imported_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert out.stdout.strip() == "False"
+
+
+def test_a_conversation_that_trains_nothing_is_checked_without_a_crash(qwen):
+    """LLaMA-Factory's `empty` template trains nothing of an empty answer (no end token): every check returns
+    (or skips) instead of indexing the missing answer, and a sweep still reports its real divergences."""
+    from harness.checks import CHECKS
+    from harness.checks.base import Skip
+
+    pair = make_pair(qwen, "llamafactory:empty", "hf:.")
+    conv = Conversation.from_openai([{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}])
+    assert pair.train.render(conv).answers == ()
+    for name, check in CHECKS.items():
+        try:
+            check.run(pair.case(conv))
+        except Skip:
+            pass
+    target = sweep("llamafactory:empty", "hf:.", n=40)
+    assert target.verdict == "inconsistent" and result_of(target, "system").examples_run > 0

@@ -18,6 +18,8 @@ def bos(case: Case) -> Failure | None:
     if bos_id is None:
         raise Skip("the tokenizer has no BOS token")
     train = case.train
+    if not train.answers:  # training trains nothing of this conversation: no answer prompt to compare
+        return None
     first = train.answers[0].message
     try:
         prompt = case.prompt(first)

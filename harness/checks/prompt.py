@@ -326,7 +326,8 @@ def _system_variants(case: Case) -> Failure | None:
     found: list[tuple[str, str, Failure | None]] = []
     for label, text, cause in _VARIANTS:
         variant = case.pair.case(_with_system(case.conv, text))
-        failure = compare_prompt(variant, "system", variant.train.answers[0])
+        answers = variant.train.answers  # none when training trains nothing of it (an empty answer, no end token)
+        failure = compare_prompt(variant, "system", answers[0]) if answers else None
         found.append((label, cause, failure if failure is not None and failure.severity == "error" else None))
     (_, _, none), (_, _, empty), (_, _, given) = found
     if none is None and empty is None and given is None:

@@ -262,6 +262,8 @@ def _split_failure(case: Case, word: str, train: tuple[int, ...], deploy: tuple[
 
 def _template_control_text(plain: Case) -> Failure | None:
     """Near-misses on either side, then control text encoded as one id on one side and several on the other."""
+    if not plain.train.answers:  # nothing trained: no answer prompt to compare
+        return None
     last = plain.train.answers[-1].message
     sides = (("training", plain.train), ("deploy", plain.prompt(last, detail=True)))
     vocab = _vocab(plain.pair.tokenizer, tuple(getattr(plain.pair.train, "added_tokens", ()) or ()))
@@ -286,6 +288,8 @@ def _template_control_text(plain: Case) -> Failure | None:
 
 def special_tokens(case: Case) -> Failure | None:
     train = case.train
+    if not train.answers:  # nothing trained: no answer prompt to compare
+        return None
     last = train.answers[-1].message
     try:
         prompt = case.prompt(last)
