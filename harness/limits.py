@@ -54,6 +54,22 @@ def _alarm(signum: int, frame: Any) -> None:
     raise Timeout()
 
 
+#: True while a :class:`Guard` block runs with its alarm armed.
+_guarded = False
+#: The hook :func:`_unraisable` replaced (every other unraisable exception goes there).
+_next_hook: Any = sys.unraisablehook
+
+
+def _unraisable(args: Any) -> None:
+    """The alarm can land while a finalizer (``__del__``) runs, where Python swallows the exception and prints
+    it as "Exception ignored": keep it quiet and ring again in a millisecond, so the guarded block still stops."""
+    if isinstance(args.exc_value, Timeout):
+        if _guarded:
+            signal.setitimer(signal.ITIMER_REAL, 0.001)
+        return
+    _next_hook(args)
+
+
 class _AddressSpace:
     """The process's current virtual size, read from ``/proc/self/statm`` (reopened after a fork)."""
 
@@ -118,12 +134,18 @@ class Guard:
                 if soft == resource.RLIM_INFINITY or cap < soft:
                     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
                     self._rlimit = (soft, hard)
+        global _guarded, _next_hook
+        if sys.unraisablehook is not _unraisable:
+            _next_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
+        _guarded = True
         signal.setitimer(signal.ITIMER_REAL, limits.timeout)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        global _guarded
         if not self._armed:
             return
+        _guarded = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         if self._rlimit is not None:
             resource.setrlimit(resource.RLIMIT_AS, self._rlimit)

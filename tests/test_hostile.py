@@ -80,3 +80,30 @@ def test_unsafe_read_is_hostile_even_where_hf_would_print_nothing():
 
     with pytest.raises(TemplateError, match="unsafe"):
         ChatTemplate("{{ messages.__class__ }}", "evil.jinja").render("deploy", messages=[])
+
+
+def test_an_alarm_that_lands_in_a_finalizer_still_stops_the_block():
+    """Python swallows an exception raised in ``__del__`` ("Exception ignored"): a render's timeout that lands
+    while the garbage collector finalizes an object (seen in CI: a `regex` pattern's ``__del__``) must ring again,
+    not let the guarded loop run forever, and print nothing."""
+    code = """
+import time
+from harness.limits import Guard, Limits, Timeout
+class Slow:
+    def __del__(self):
+        t = time.time()
+        while time.time() - t < 0.3:
+            pass
+start = time.time()
+try:
+    with Guard(Limits(timeout=0.1)):
+        Slow()  # the alarm rings inside __del__
+        while True:
+            pass
+except Timeout:
+    print("stopped", round(time.time() - start, 1))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.strip() == "stopped 0.1", proc.stdout + proc.stderr
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr
