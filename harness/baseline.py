@@ -26,6 +26,8 @@ MAX_BASELINE_BYTES = 64 << 20
 _SAMPLING = ("seed", "examples", "tools", "reasoning", "checks")
 
 PairId = int | str | None
+#: How reports title the two lists of a baseline comparison: (heading, key in ``report["baseline"]``).
+SECTIONS = (("New (not in the baseline)", "new"), ("Fixed (in the baseline, not found now)", "fixed"))
 
 
 @dataclass(frozen=True)

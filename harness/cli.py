@@ -353,25 +353,26 @@ def _inputs(args: argparse.Namespace, model_dir: Path) -> dict[str, Any]:
     """What this run checked: the options that decide its result and the sha256 of every file it read, plus one
     sha256 over all of it (so a report can be matched to its inputs)."""
     from harness.specs import parse_spec
+    from harness.tokenizers import sha256_file
 
     files: dict[str, str] = {}
     for name in _MODEL_FILES:
         if (model_dir / name).is_file():
-            files[f"model:{name}"] = _sha256(model_dir / name)
+            files[f"model:{name}"] = sha256_file(model_dir / name)
     for spec in [args.train, *args.deploy]:
         arg = Path(parse_spec(spec).arg).expanduser()
         if arg.is_file():
-            files[str(arg)] = _sha256(arg)
+            files[str(arg)] = sha256_file(arg)
         elif arg.is_dir() and str(arg) != ".":
             for name in (*_MODEL_FILES[1:], "Modelfile"):
                 if (arg / name).is_file():
-                    files[str(arg / name)] = _sha256(arg / name)
+                    files[str(arg / name)] = sha256_file(arg / name)
     inputs: dict[str, Any] = {
         "model": args.model_dir and str(args.model_dir) or args.model or "qwen2.5", "train": args.train,
         "deploy": list(args.deploy), "examples": args.examples, "seed": args.seed, "checks": args.checks,
         "tools": args.tools, "reasoning": args.reasoning, "strict": args.strict, "files": files}
     if args.data is not None:
-        files[str(args.data)] = _sha256(args.data)
+        files[str(args.data)] = sha256_file(args.data)
         inputs.update(data=str(args.data), data_format=args.data_format, data_info=args.data_info and
                       str(args.data_info), data_name=args.data_name)
     inputs["sha256"] = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
@@ -399,14 +400,6 @@ def _versions(specs: Sequence[str]) -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _progress(err: Console, total: int, name: str):

@@ -249,7 +249,7 @@ class Tokenizer:
         import transformers
 
         if self._sha256 is None:
-            self._sha256 = _sha256_file(self.model_dir / "tokenizer.json")
+            self._sha256 = sha256_file(self.model_dir / "tokenizer.json")
         out: dict[str, Any] = {
             "name": self.name,
             "model_dir": str(self.model_dir),
@@ -600,7 +600,8 @@ def _as_ids(value: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -34,7 +34,7 @@ from harness.renderers._common import locate_spans
 from harness.renderers.base import Answer, Encoded
 
 if TYPE_CHECKING:
-    from harness.conversation import Conversation
+    from harness.conversation import Conversation, Message
     from harness.tokenizers import Tokenizer
 
 OPTIONS = ("max_length",)
@@ -83,6 +83,13 @@ def _field_start(template: str, field: str, values: dict[str, Any]) -> int:
             return pos
         pos += len(format(values[name], spec or ""))
     return -1
+
+
+def _reject_tool(i: int, m: "Message") -> None:
+    """XTuner's ``{"system", "input", "output"}`` turns carry no tool calls or tool results."""
+    if m.role == "tool" or m.tool_calls:
+        raise RenderRejected("train", f"messages[{i}] is a tool call or result; XTuner's conversation format has "
+                                      "no tool messages")
 
 
 class XTunerRenderer:
@@ -143,9 +150,7 @@ class XTunerRenderer:
             if m.role == "system":
                 raise RenderRejected("train", f"messages[{i}] is a system message after the first message; XTuner's "
                                               "format has a system only for the first turn")
-            if m.role == "tool" or m.tool_calls:
-                raise RenderRejected("train", f"messages[{i}] is a tool call or result; XTuner's conversation "
-                                              "format has no tool messages")
+            _reject_tool(i, m)
             if m.role != "user":
                 raise RenderRejected("train", f"messages[{i}] ({m.role}) does not follow a user message; XTuner "
                                               "pairs each user input with one assistant output")
@@ -159,9 +164,7 @@ class XTunerRenderer:
                 index.append((system_at if first else None, i, None))
                 break
             a = msgs[i + 1]
-            if a.role == "tool" or a.tool_calls:
-                raise RenderRejected("train", f"messages[{i + 1}] is a tool call or result; XTuner's conversation "
-                                              "format has no tool messages")
+            _reject_tool(i + 1, a)
             if a.role != "assistant":
                 raise RenderRejected("train", f"messages[{i + 1}] ({a.role}) follows a user message; XTuner pairs "
                                               "each user input with one assistant output (no two users in a row)")

@@ -15,8 +15,8 @@ from importlib.resources import files
 from typing import Any, Iterable
 
 from harness.diff import visible
+from harness.report.json import cell_count
 
-_LABEL = {"pass": "pass", "fail": "fail", "warn": "warn", "skipped": "skipped"}
 _WS = re.compile("[␠␤⇥␍]+")
 _PART = re.compile(r"messages\[\d+\]\.\w+")
 _EXIT = {0: "0 — consistent", 1: "1 — inconsistencies found", 2: "2 — bad input"}
@@ -70,11 +70,8 @@ def _css() -> str:
 
 def _cell_text(c: dict[str, Any]) -> str:
     """``fail k/N``, ``warn k/N``, ``pass N`` or ``skipped`` (as in the Markdown report)."""
-    if c["verdict"] in ("fail", "warn"):
-        return f"{c['verdict']} {c['errors'] or c['warnings']}/{c['examples_run']}"
-    if c["verdict"] == "pass":
-        return f"pass {c['examples_run']}"
-    return _LABEL.get(c["verdict"], c["verdict"])
+    count = cell_count(c)
+    return f"{c['verdict']} {count}" if count else c["verdict"]
 
 
 def _check_id(t: int, check: str) -> str:
@@ -151,12 +148,12 @@ def _baseline(b: dict[str, Any] | None) -> str:
     """The ``--baseline`` comparison: its summary line, then new and fixed classes by identity ('' without one)."""
     if not b:
         return ""
-    from harness.baseline import ClassId
+    from harness.baseline import SECTIONS, ClassId
 
     out = [f"<section class=\"baseline\" id=\"baseline\"><h2>Baseline</h2><p>Compared with "
            f"<code>{e(b['path'])}</code> (sha256 <code>{e(b['sha256'][:16])}…</code>): {e(b['summary'])}.</p>"]
-    for label, key, css in (("New (not in the baseline)", "new", "bad"),
-                            ("Fixed (in the baseline, not found now)", "fixed", "ok")):
+    for label, key in SECTIONS:
+        css = "bad" if key == "new" else "ok"
         if b[key]:
             items = "".join(f"<li>{e(ClassId.from_json(k).describe())}</li>" for k in b[key])
             out.append(f"<h3 class=\"{css}\">{e(label)}</h3><ul class=\"{key}\">{items}</ul>")

@@ -41,6 +41,21 @@ def _class(c: DivergenceClass, piece: Callable[[int], str] | None) -> dict[str, 
     return out
 
 
+def cell_count(check: dict[str, Any]) -> str:
+    """A verdict cell's count: ``k/N`` failing/checked for fail and warn, ``N`` checked for pass, '' otherwise."""
+    if check["verdict"] in ("fail", "warn"):
+        return f"{check['errors'] or check['warnings']}/{check['examples_run']}"
+    return str(check["examples_run"]) if check["verdict"] == "pass" else ""
+
+
+def first_ids(k: dict[str, Any], arrow: str = "→") -> str:
+    """A class's first differing ids, ``id "piece"`` per side (``end`` for a side that ended there)."""
+    def one(t: dict[str, Any] | None) -> str:
+        return "end" if t is None else f"{t['id']} {json.dumps(t['piece'], ensure_ascii=False)}"
+    pair = k.get("first_pair") or {}
+    return f"{one(pair.get('train'))} {arrow} {one(pair.get('deploy'))}"
+
+
 def records_line(k: dict[str, Any]) -> str | None:
     """The records a class holds, in one line: ``"3 records: cause summary (boundary-merge, warning at
     assistant): train.jsonl:3, :17, …"`` (names after the first shortened to their line/index); None when

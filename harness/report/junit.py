@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from harness.baseline import ClassId, class_id
+from harness.report.json import first_ids
 
 SUITE = "template-harness"
 _ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -30,13 +31,6 @@ def xml_safe(text: str) -> str:
 
 def suite_name(target: dict[str, Any]) -> str:
     return f"{SUITE}.{target['train']} vs {target['deploy']}"
-
-
-def _ids(k: dict[str, Any]) -> str:
-    def one(t: dict[str, Any] | None) -> str:
-        return "end" if t is None else f"{t['id']} {json.dumps(t['piece'], ensure_ascii=False)}"
-    pair = k.get("first_pair") or {}
-    return f"{one(pair.get('train'))} -> {one(pair.get('deploy'))}"
 
 
 def _headline(k: dict[str, Any]) -> str:
@@ -54,7 +48,7 @@ def _body(target: dict[str, Any], check: dict[str, Any], lead: dict[str, Any], k
     for i, k in enumerate(classes, 1):
         mark = " (known: in the baseline)" if any(k is x for x in known) else ""
         lines.append(f"  {i}. {k['severity']} {k['cause']} at {k['where'] or '-'}: {k['count']} conversation(s), "
-                     f"first ids {_ids(k)}{mark}")
+                     f"first ids {first_ids(k, '->')}{mark}")
     lines += ["", f"lead class: {lead['severity']} {lead['cause']} — {lead['cause_summary']}",
               f"why: {lead.get('explanation') or ''}"]
     if lead.get("diff_text"):

@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.report.json import records_line
+from harness.report.json import cell_count, first_ids, records_line
 
 _MARK = {"pass": "✅ pass", "fail": "❌ fail", "warn": "⚠️ warn", "skipped": "– skipped"}
 
 
 def _cell(c: dict[str, Any]) -> str:
     mark = _MARK.get(c["verdict"], c["verdict"])
-    if c["verdict"] in ("fail", "warn"):
-        return f"{mark} {c['errors'] or c['warnings']}/{c['examples_run']}"
-    if c["verdict"] == "pass":
-        return f"{mark} {c['examples_run']}"
-    return mark
+    count = cell_count(c)
+    return f"{mark} {count}" if count else mark
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -46,7 +43,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += ["", f"## {c['name']}: {c['verdict']} — `{t['train']}` vs `{t['deploy']}`", "",
                       f"{c['errors']} errors and {c['warnings']} warnings in {c['examples_run']} conversations, "
                       f"{len(classes)} divergence class(es):", ""]
-            lines += [f"| # | severity | cause | where | first ids (train → deploy) | conversations |",
+            lines += ["| # | severity | cause | where | first ids (train → deploy) | conversations |",
                       "|---|---|---|---|---|---|"]
             for i, k in enumerate(classes, 1):
                 lines.append(f"| {i} | {k['severity']} | `{k['cause']}` | {k['where']} | {_ids(k)} | {k['count']} |")
@@ -91,20 +88,17 @@ def _baseline(b: dict[str, Any] | None) -> list[str]:
     """The ``--baseline`` comparison: its summary line, then new and fixed classes by identity."""
     if not b:
         return []
-    from harness.baseline import ClassId
+    from harness.baseline import SECTIONS, ClassId
 
     lines = ["", "## Baseline", "", f"Compared with `{b['path']}` (sha256 `{b['sha256'][:16]}…`): {b['summary']}."]
-    for label, key in (("New (not in the baseline)", "new"), ("Fixed (in the baseline, not found now)", "fixed")):
+    for label, key in SECTIONS:
         if b[key]:
             lines += ["", f"{label}:", ""] + [f"- {ClassId.from_json(k).describe()}" for k in b[key]]
     return lines
 
 
 def _ids(k: dict[str, Any]) -> str:
-    def one(t: dict[str, Any] | None) -> str:
-        return "end" if t is None else f"{t['id']} {json.dumps(t['piece'], ensure_ascii=False)}"
-    pair = k.get("first_pair") or {}
-    return ("`" + one(pair.get("train")) + " → " + one(pair.get("deploy")) + "`").replace("|", "\\|")
+    return ("`" + first_ids(k) + "`").replace("|", "\\|")
 
 
 def _first_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
