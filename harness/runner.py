@@ -79,6 +79,22 @@ class TargetResult:
 
 
 @dataclass
+class _Class:
+    """One divergence class as it is counted: conversations, the first failure, and the records in it."""
+
+    first: Failure
+    source: str | None  # the record the first failure is (None: generated, or a variant the check built)
+    count: int = 0
+    record_count: int = 0
+    records: list[str] = field(default_factory=list)  # the first MAX_RECORD_NAMES names
+
+    def merge(self, other: "_Class") -> None:
+        self.count += other.count
+        self.record_count += other.record_count
+        self.records = sorted(set(self.records) | set(other.records), key=_record_order)[:MAX_RECORD_NAMES]
+
+
+@dataclass
 class _Tally:
     check: Check
     run: int = 0
@@ -86,7 +102,7 @@ class _Tally:
     warnings: int = 0
     rejected: int = 0
     rejected_deploy: int = 0
-    classes: dict = field(default_factory=dict)  # key -> [count, first failure, source, record count, names]
+    classes: dict[tuple, _Class] = field(default_factory=dict)
     skipped: str = ""
 
     def add(self, failure: Failure, control: frozenset[int], source: str | None = None) -> None:
@@ -101,12 +117,12 @@ class _Tally:
             if entry is None:
                 # the counterexample is the record itself unless the check built a variant (plain texts, …)
                 origin = source if source is not None and failure.conversation.source == source else None
-                entry = self.classes[key] = [0, failure.as_class(key[1], key[2]), origin, 0, []]
-            entry[0] += 1
+                entry = self.classes[key] = _Class(failure.as_class(key[1], key[2]), origin)
+            entry.count += 1
             if source is not None:
-                entry[3] += 1
-                if len(entry[4]) < MAX_RECORD_NAMES:
-                    entry[4].append(source)
+                entry.record_count += 1
+                if len(entry.records) < MAX_RECORD_NAMES:
+                    entry.records.append(source)
 
 
 def class_keys(failure: Failure, control: frozenset[int]) -> list[tuple]:
@@ -197,24 +213,20 @@ def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int) -> CheckResult
         return CheckResult(t.check.name, "skipped", 0, rejected_train=t.rejected, note=_skip_reason(t, n))
     for key in [k for k in t.classes if k[3] == (None, None)]:  # a later divergence joins a class of its kind
         home = max((k for k in t.classes if k[:3] == key[:3] and k[3] != (None, None)),
-                   key=lambda k: t.classes[k][0], default=None)
+                   key=lambda k: t.classes[k].count, default=None)
         if home is not None:
-            moved = t.classes.pop(key)
-            entry = t.classes[home]
-            entry[0] += moved[0]
-            entry[3] += moved[3]
-            entry[4] = sorted(set(entry[4]) | set(moved[4]), key=_record_order)[:MAX_RECORD_NAMES]
+            t.classes[home].merge(t.classes.pop(key))
     order = {key: i for i, key in enumerate(t.classes)}
-    ranked = sorted(t.classes.items(), key=lambda kv: (kv[0][0] != "error", -kv[1][0], order[kv[0]]))
+    ranked = sorted(t.classes.items(), key=lambda kv: (kv[0][0] != "error", -kv[1].count, order[kv[0]]))
     classes = []
-    for rank, (key, (count, first, source, n_records, names)) in enumerate(ranked):
+    for rank, (key, c) in enumerate(ranked):
         # a record's counterexample is the record as found (re-checked in detail, never shrunk)
-        shrunk = minimal(pair, t.check, first, shrink_failures and source is None, key) \
+        shrunk = minimal(pair, t.check, c.first, shrink_failures and c.source is None, key) \
             if rank < MAX_SHRUNK_CLASSES else None
         severity, cause, where, ids = key
-        shown = first.pair if ids != (None, None) else ids
-        classes.append(DivergenceClass(cause, severity, where, shown, count, shrunk, first, ids, source, n_records,
-                                       tuple(names)))
+        shown = c.first.pair if ids != (None, None) else ids
+        classes.append(DivergenceClass(cause, severity, where, shown, c.count, shrunk, c.first, ids, c.source,
+                                       c.record_count, tuple(c.records)))
     verdict: Verdict = "fail" if t.errors else "warn" if t.warnings else "pass"
     return CheckResult(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, tuple(classes))
 
