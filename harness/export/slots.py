@@ -42,7 +42,6 @@ class Slots:
     stop_words: tuple[str, ...]
     efficient_eos: bool
     eos_token: str
-    renders_tools: bool
 
 
 def _element_text(element: Any, hf: Any, where: str) -> str:
@@ -89,14 +88,14 @@ def read_slots(renderer: "LlamaFactoryRenderer", what: str) -> Slots:
         user=_wrap(t.format_user, hf, f"{where} format_user"),
         assistant=_wrap(t.format_assistant, hf, f"{where} format_assistant"),
         default_system=t.default_system or "", stop_words=tuple(t.stop_words or ()),
-        efficient_eos=bool(t.efficient_eos), eos_token=hf.eos_token or "",
-        renders_tools=True)  # every LLaMA-Factory template has a tools and a function formatter
+        efficient_eos=bool(t.efficient_eos), eos_token=hf.eos_token or "")
 
 
 def check_tools(slots: Slots, tools: str, what: str) -> None:
     """LLaMA-Factory renders tool definitions into the system block (in Python, with json.dumps) and tool calls
-    with a FunctionFormatter: refuse unless the user verifies and serves tool-free conversations."""
-    if tools != "off" and slots.renders_tools:
+    with a FunctionFormatter (every template has both): refuse unless the user verifies and serves tool-free
+    conversations."""
+    if tools != "off":
         raise ExportRefused(f"LLaMA-Factory template {slots.name!r} renders tool definitions and tool calls in "
                             f"Python (json.dumps into the system block), which {what} cannot express; if your "
                             "training data and requests have no tools, pass --tools off to export (and verify) "
