@@ -12,7 +12,7 @@ from harness.specs import build_renderer
 if TYPE_CHECKING:
     from harness.conversation import Conversation
     from harness.runner import TargetResult
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 DEFAULT_MODEL = "qwen2.5"
 
@@ -20,7 +20,7 @@ DEFAULT_MODEL = "qwen2.5"
 def load_model(*, model: str | None = None, model_dir: str | Path | None = None) -> "Tokenizer":
     """A zoo model by name, or a user's model dir (read only, never written). Default: qwen2.5."""
     if model_dir is not None:
-        from harness.tokenizers import load_tokenizer
+        from harness.tokenizer import load_tokenizer
 
         return load_tokenizer(Path(model_dir))
     from harness.zoo import load_zoo_tokenizer

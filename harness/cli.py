@@ -353,7 +353,7 @@ def _inputs(args: argparse.Namespace, model_dir: Path) -> dict[str, Any]:
     """What this run checked: the options that decide its result and the sha256 of every file it read, plus one
     sha256 over all of it (so a report can be matched to its inputs)."""
     from harness.specs import parse_spec
-    from harness.tokenizers import sha256_file
+    from harness.tokenizer import sha256_file
 
     files: dict[str, str] = {}
     for name in _MODEL_FILES:

@@ -19,7 +19,7 @@ from harness.sandbox import ChatTemplate
 
 if TYPE_CHECKING:
     from harness.renderers.base import Renderer
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def _template_for(arg: str, tokenizer: "Tokenizer", spec: str) -> tuple[dict[str
         return dict(other.chat_templates), f"{other.name}:chat_template", other.model_dir
     path = Path(arg).expanduser()
     if path.is_dir():
-        from harness.tokenizers import read_chat_templates
+        from harness.tokenizer import read_chat_templates
 
         named = read_chat_templates(path)
         if not named:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ZooError
-from harness.tokenizers import PROBES, Tokenizer, load_tokenizer
+from harness.tokenizer import PROBES, Tokenizer, load_tokenizer
 
 __all__ = [
     "ZOO_FILE", "Zoo", "ZooEntry", "default_zoo_name", "load_zoo_tokenizer", "resolve_zoo_name",

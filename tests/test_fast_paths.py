@@ -40,7 +40,7 @@ def test_sentencepiece_tokenizers_do_not_split():
 @pytest.mark.parametrize("path", ["encode_offsets", "encode"])
 def test_audit_stops_the_run_when_the_shortcut_disagrees(monkeypatch, path):
     from harness.errors import TokenizerError
-    from harness.tokenizers import load_tokenizer
+    from harness.tokenizer import load_tokenizer
     from harness.zoo import zoo_model_dir
 
     tok = load_tokenizer(zoo_model_dir("qwen2.5"), name="audit-probe")
@@ -56,7 +56,7 @@ def test_audit_stops_the_run_when_the_shortcut_disagrees(monkeypatch, path):
 
 
 def test_exact_mode_takes_no_shortcut(monkeypatch):
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
     monkeypatch.setenv("HARNESS_EXACT_TOKENIZE", "1")
     base = load_model(model="qwen2.5")

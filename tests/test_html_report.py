@@ -15,7 +15,7 @@ import pytest
 from harness.cli import main
 from harness.diff import TokenDiff, visible
 from harness.report.html import render_html
-from harness.report.json import streams
+from harness.report.build import streams
 from tests.conftest import fixture
 
 pytestmark = pytest.mark.real_tokenizer

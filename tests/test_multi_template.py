@@ -31,7 +31,7 @@ from harness.generate import generate
 from harness.renderers.hf import vllm_messages
 from harness.renderers.jinja import dataset_messages
 from harness.specs import build_renderer
-from harness.tokenizers import load_tokenizer, read_chat_template, read_chat_templates
+from harness.tokenizer import load_tokenizer, read_chat_template, read_chat_templates
 from harness.zoo import zoo_model_dir
 from tests.test_fidelity import attempt, same
 

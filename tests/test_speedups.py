@@ -9,7 +9,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from harness.api import load_model, make_pair
 from harness.generate import generate
 from harness.sandbox import _ENV, _StrictSandbox
-from harness.tokenizers import _CHUNK_PROBES, PROBES
+from harness.tokenizer import _CHUNK_PROBES, PROBES
 from harness.zoo import zoo_names
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from harness.errors import InputError, ZooError
-from harness.tokenizers import PROBES, Tokenizer, load_tokenizer
+from harness.tokenizer import PROBES, Tokenizer, load_tokenizer
 from harness.zoo import (
     ZOO_FILE,
     Zoo,

@@ -11,7 +11,7 @@ from harness.errors import RenderRejected
 if TYPE_CHECKING:
     from harness.conversation import Conversation
     from harness.renderers.base import Answer, Encoded, Renderer
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 Severity = Literal["error", "warning"]
 

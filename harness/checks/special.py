@@ -36,7 +36,7 @@ from harness.errors import RenderRejected
 
 if TYPE_CHECKING:
     from harness.renderers.base import Encoded
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 #: Text that looks like a control token: <|x|>, <｜x｜>, [INST], </s>.
 CONTROL_LIKE = re.compile(r"<\|[^<>|\n]{1,48}\|>|<｜[^<>｜\n]{1,48}｜>|\[/?[A-Z][A-Z_]{1,30}\]|</?s>")

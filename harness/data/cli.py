@@ -54,7 +54,7 @@ def kept(data: dict[str, Any] | None) -> int:
 def class_records_line(k: Any) -> str | None:
     """:func:`harness.report.json.records_line` for a runner ``DivergenceClass``."""
     from harness.causes import cause_summary
-    from harness.report.json import records_line
+    from harness.report.build import records_line
 
     return records_line({"records": {"count": k.record_count, "first": list(k.records)},
                          "cause_summary": cause_summary(k.cause), "cause": k.cause, "severity": k.severity,

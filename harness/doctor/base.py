@@ -16,7 +16,7 @@ from harness.errors import RenderRejected
 if TYPE_CHECKING:
     from harness.checks.base import Pair
     from harness.renderers.base import Renderer
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")

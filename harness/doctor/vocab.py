@@ -24,7 +24,7 @@ from harness.errors import RenderRejected
 
 if TYPE_CHECKING:
     from harness.renderers.base import Renderer
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 #: Bare-angle turn markers (Gemma's ``<start_of_turn>``): only with an underscore (``<think>``/``<tools>`` are XML).
 ANGLE_MARKER = r"</?[a-z]+(?:_[a-z]+)+>"

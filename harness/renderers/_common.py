@@ -12,7 +12,7 @@ from harness.renderers.base import Span
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 
 def special_tokens_context(tokenizer: "Tokenizer") -> dict[str, Any]:

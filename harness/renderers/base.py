@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 Side = Literal["train", "deploy"]
 

@@ -33,7 +33,7 @@ _RENDERS: OrderedDict = OrderedDict()
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
     from harness.named_templates import Selection
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 
 def vllm_messages(conv: "Conversation") -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ from harness.renderers.base import Answer, Encoded
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 OBSERVATION_JOIN = "\n</tool_response>\n<tool_response>\n"
 YAML_KEYS = ("template", "default_system", "cutoff_len", "enable_thinking", "preserve_thinking", "tool_format",

@@ -38,7 +38,7 @@ from harness.renderers.base import Encoded
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 #: ``ChatTemplateConfig`` fields in LMDeploy 0.18 (``model_path`` is accepted too).
 FIELDS = ("model_name", "model_path", "system", "meta_instruction", "eosys", "user", "eoh", "assistant", "eoa",

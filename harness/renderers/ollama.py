@@ -56,7 +56,7 @@ from harness.renderers.ollama_ctx import fit, parse_num_ctx
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 GO_DIR = Path(__file__).resolve().parent / "go"
 

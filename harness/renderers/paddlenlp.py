@@ -36,7 +36,7 @@ from harness.renderers.base import Answer, Encoded
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 FILE = "chat_template.json"
 FIELDS = ("conversation", "system", "query")

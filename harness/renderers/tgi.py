@@ -53,7 +53,7 @@ from harness.sandbox import PINNED_NOW, output_message
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 #: ``default_tool_prompt()`` in router/src/lib.rs.
 TOOL_PROMPT = ("\nGiven the functions available, please respond with a JSON for a function call with its proper "

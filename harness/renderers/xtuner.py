@@ -35,7 +35,7 @@ from harness.renderers.base import Answer, Encoded
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
-    from harness.tokenizers import Tokenizer
+    from harness.tokenizer import Tokenizer
 
 OPTIONS = ("max_length",)
 #: transformers 5 class name → the name transformers 4.48's AutoTokenizer gives the same tokenizer

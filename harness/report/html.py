@@ -15,7 +15,7 @@ from importlib.resources import files
 from typing import Any, Iterable
 
 from harness.diff import visible
-from harness.report.json import cell_count
+from harness.report.build import cell_count
 
 _WS = re.compile("[␠␤⇥␍]+")
 _PART = re.compile(r"messages\[\d+\]\.\w+")
@@ -224,7 +224,7 @@ def _class(t: int, check: str, k: int, cls: dict[str, Any]) -> str:
         tokens = json.dumps(cls["tokens"], indent=2, ensure_ascii=False)
         out.append(f"<p><b>Tokens:</b></p><pre class=\"json\">{e(tokens)}</pre>")
     if cls.get("records"):
-        from harness.report.json import records_line
+        from harness.report.build import records_line
 
         out.append(f"<p class=\"records\"><b>Records:</b> {e(records_line(cls))}</p>")
     if cls.get("counterexample"):

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from harness.baseline import ClassId, class_id
-from harness.report.json import first_ids
+from harness.report.build import first_ids
 
 SUITE = "template-harness"
 _ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

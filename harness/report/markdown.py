@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.report.json import cell_count, first_ids, records_line
+from harness.report.build import cell_count, first_ids, records_line
 
 _MARK = {"pass": "✅ pass", "fail": "❌ fail", "warn": "⚠️ warn", "skipped": "– skipped"}
 

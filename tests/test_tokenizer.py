@@ -1,4 +1,4 @@
-"""harness.tokenizers on a tiny byte-level BPE built here (fast), plus planted failures."""
+"""harness.tokenizer on a tiny byte-level BPE built here (fast), plus planted failures."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from harness.errors import InputError, TokenizerError
-from harness.tokenizers import (
+from harness.tokenizer import (
     PROBES,
     Tokenizer,
     check_ids_agree,
@@ -200,7 +200,7 @@ class _SpaceDroppingHF:
 
 
 def test_planted_autotokenizer_disagreement_is_caught(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.tokenizers as mod
+    import harness.tokenizer as mod
 
     real = mod._load_hf
     monkeypatch.setattr(mod, "_load_hf", lambda path: _SpaceDroppingHF(real(path)))
