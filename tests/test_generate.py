@@ -8,7 +8,6 @@ import random
 import statistics
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -139,17 +138,3 @@ def test_invalid_options_raise_eagerly(kwargs: dict[str, Any], named: str) -> No
     with pytest.raises(InvalidArgument, match=named) as info:
         generate(**kwargs)  # no iteration needed
     assert isinstance(info.value, HarnessError)  # the CLI maps it to exit 2
-
-
-def test_generation_speed(capsys: pytest.CaptureFixture[str]) -> None:
-    """Measured and printed, never asserted (CI machines vary)."""
-    lines = []
-    for options in ({}, {"tools": "any", "reasoning": "any"}, {"tools": True}):
-        list(generate(100, seed=0, **options))  # warm caches
-        start = time.perf_counter()
-        convs = list(generate(20_000, seed=1, **options))
-        rate = len(convs) / (time.perf_counter() - start)
-        mean_messages = statistics.mean(len(c.messages) for c in convs[:2000])
-        lines.append(f"generate({options or 'defaults'}): {rate:,.0f} conversations/s, {mean_messages:.1f} messages")
-    with capsys.disabled():
-        print("\n" + "\n".join(lines))

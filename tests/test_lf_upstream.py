@@ -106,11 +106,12 @@ def assert_tokenization(model: str, pieces, texts) -> None:
 
 
 def assert_labels(enc, trained: list[bool]) -> None:
-    """Loss exactly on the answers marked trained (the harness's labels), none on prompts."""
-    ids_trained = [any(enc.labels[a.start:a.end]) for a in enc.answers]
-    assert ids_trained[-len(trained):] == trained[-len(ids_trained):]
-    for ans in enc.answers:
-        assert not any(enc.labels[:enc.answers[0].start])
+    """Loss exactly on the ids of every answer marked trained (one flag per answer, in order) and nowhere else."""
+    assert len(enc.answers) == len(trained), [a.message for a in enc.answers]
+    want = [False] * len(enc.ids)
+    for ans, on in zip(enc.answers, trained):
+        want[ans.start:ans.end] = [on] * (ans.end - ans.start)
+    assert list(enc.labels) == want
 
 
 # --- llama3 (tiny-random-Llama-3 → zoo llama3) ------------------------------------------------------------
@@ -131,7 +132,7 @@ def test_encode_oneturn():
 def test_encode_multiturn():
     _, enc = render("llama3", "llamafactory:llama3", conversation())
     assert_tokenization("llama3", split(enc), (LLAMA3_P1, LLAMA3_A1, LLAMA3_P2, LLAMA3_A2))
-    assert [any(enc.labels[a.start:a.end]) for a in enc.answers] == [True, True]
+    assert_labels(enc, [True, True])
 
 
 def test_get_stop_token_ids():
@@ -188,6 +189,7 @@ def test_reasoning_encode_multiturn(cot, enable_thinking):
         else:
             p1, p2 = p1 + EMPTY_COT, p2 + EMPTY_COT
     assert_tokenization("qwen3", split(enc), (p1, a1, p2, a2))
+    assert_labels(enc, [True, True])
 
 
 @pytest.mark.parametrize("discarding_history_cot", [True, False])
@@ -211,8 +213,7 @@ def test_reasoning_encode_multiturn_discarding_history_cot(enable_thinking, disc
     assert list(enc.ids) == [i for text in expected for i in hf.encode(text, add_special_tokens=False)]
     start = enc.answers[-1].start  # the last answer (the only trained one with mask_history)
     assert_tokenization("qwen3", (enc.ids[start:],), (a2,))
-    trained = [any(enc.labels[a.start:a.end]) for a in enc.answers]
-    assert trained == ([True] if discarding_history_cot else [True, True])
+    assert_labels(enc, [True] if discarding_history_cot else [True, True])
 
 
 @pytest.mark.parametrize("cot", [True, False])

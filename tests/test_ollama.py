@@ -351,5 +351,12 @@ def test_spec_rejects_unknown_option(qwen):
         build_renderer(QWEN, qwen, side="train")
 
 
-def test_report_json_is_plain(qwen_ollama):
-    json.dumps(qwen_ollama.describe())
+def test_describe_is_plain_json_and_names_the_modelfile(qwen_ollama):
+    import hashlib
+
+    d = qwen_ollama.describe()
+    assert json.loads(json.dumps(d)) == d  # plain JSON types only: report.json embeds it as is
+    mf = load_modelfile(fixture("ollama/qwen2.5.Modelfile"))
+    assert d["modelfile"] == mf.path and d["stop"] == list(mf.stop)
+    assert d["template_sha256"] == hashlib.sha256(mf.template.encode("utf-8")).hexdigest()
+    assert d["stop_ids"] == sorted(qwen_ollama.stop_ids) and d["stop_ids"]
