@@ -1,6 +1,6 @@
 """Calibrate ``template-unknown-token`` (and the other template lints) on real third-party templates.
 
-Every template of the calibration corpus (``harness.calibrate.corpus``: the zoo, TRL, axolotl, LLaMA-Factory's
+Every template of the calibration corpus (``harness.corpus.corpus``: the zoo, TRL, axolotl, LLaMA-Factory's
 exports) whose family tokenizer is in the zoo is rendered as vLLM serves it (``hf:FILE``) on that tokenizer, and
 the doctor's marker rule is applied to the plain-conversation renderings. Prints counts per source and every
 template with a finding. ``python benchmarks/doctor_calibrate.py [--sources zoo,trl,axolotl,llamafactory]``
@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 
 from harness.api import load_model
-from harness.calibrate import corpus
+from harness.corpus import corpus
 from harness.doctor.vocab import rendered_texts, unknown_markers
 from harness.errors import HarnessError
 from harness.specs import build_renderer

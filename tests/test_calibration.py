@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from harness.agreement import FINDINGS, Agreement, judge, system_variants, train_view
 from harness.api import load_model, make_pair
-from harness.calibrate import (Template, family, generation_variant_file, render, run, sweep,
-                               trl_training_templates)
+from harness.calibrate import render, run, sweep
+from harness.corpus import Template, family, generation_variant_file, trl_training_templates
 from harness.checks import CHECKS, Check, Failure
 from harness.conversation import Conversation
 from harness.generate import generate
@@ -289,7 +289,7 @@ def test_boundary_merge_before_the_border_is_a_warning(tmp_path):
 
 
 def _phi3(name: str):
-    from harness.calibrate import package_templates
+    from harness.corpus import package_templates
 
     path = next(t.path for t in package_templates("trl") if t.id == f"trl:{name}")
     return make_pair(load_model(model="qwen2.5"), f"jinja:{path}", f"hf:{path}")
@@ -344,7 +344,7 @@ REWRITTEN_ANSWERS = [
 
 
 def _trl_self_pair(template: str, model: str):
-    from harness.calibrate import package_templates
+    from harness.corpus import package_templates
 
     path = next(t.path for t in package_templates("trl") if t.id == f"trl:{template}")
     return make_pair(load_model(model=model), f"jinja:{path}", f"hf:{path}")
