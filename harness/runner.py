@@ -230,8 +230,8 @@ def merge_sweeps(parts: Sequence[Sweep]) -> Sweep:
 
 
 def finish(pair: Pair, sw: Sweep, shrink_failures: bool = True,
-           shrunk: Callable[[tuple, _Class], Failure] | None = None) -> TargetResult:
-    """The result of a (merged) sweep: classes ranked, the largest shrunk (``shrunk(key, class)`` when given
+           shrunk: Callable[[Check, tuple, _Class], Failure] | None = None) -> TargetResult:
+    """The result of a (merged) sweep: classes ranked, the largest shrunk (``shrunk(check, key, class)`` when given
     returns a class's counterexample instead of shrinking here)."""
     n = sw.n
     describe = {"train": pair.train.describe(), "deploy": pair.deploy.describe()}
@@ -283,7 +283,7 @@ def _skip_reason(t: _Tally, n: int) -> str:
 
 
 def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int,
-            shrunk: Callable[[tuple, _Class], Failure] | None = None) -> CheckResult:
+            shrunk: Callable[[Check, tuple, _Class], Failure] | None = None) -> CheckResult:
     if t.run == 0:
         return CheckResult(t.check.name, "skipped", 0, rejected_train=t.rejected, note=_skip_reason(t, n))
     classes = []
@@ -291,7 +291,7 @@ def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int,
         # a record's counterexample is the record as found (re-checked in detail, never shrunk)
         small = None
         if rank < MAX_SHRUNK_CLASSES:
-            small = shrunk(key, c) if shrunk is not None else \
+            small = shrunk(t.check, key, c) if shrunk is not None else \
                 minimal(pair, t.check, c.first, shrink_failures and c.source is None, key)
         severity, cause, where, ids = key
         shown = c.first.pair if ids != (None, None) else ids
