@@ -9,6 +9,7 @@ shard holding the class found)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Sequence
 
 from harness.checks import CHECKS
@@ -36,7 +37,7 @@ def shard_section(counted: Sequence[tuple[Sweep, dict]], piece: Callable[[int], 
 
                 classes.append({"key": [severity, cause, where, list(ids)], "count": c.count,
                                 "record_count": c.record_count, "records": list(c.records), "source": c.source,
-                                "shrunk": one(shrunk[(t.check.name, key)]), "as_found": one(None)})
+                                "shrunk": _text(one(shrunk[(t.check.name, key)])), "as_found": _text(one(None))})
             checks.append({"name": t.check.name, "run": t.run, "errors": t.errors, "warnings": t.warnings,
                            "rejected": t.rejected, "rejected_deploy": t.rejected_deploy, "skipped": t.skipped,
                            "classes": classes})
@@ -70,7 +71,7 @@ def _sweep(raw: dict[str, Any]) -> Sweep:
                    skipped=c["skipped"])
         for k in c["classes"]:
             severity, cause, where, ids = k["key"]
-            t.classes[(severity, cause, where, tuple(ids))] = _Class({"shrunk": k["shrunk"], "as_found": k["as_found"]},
+            t.classes[(severity, cause, where, tuple(ids))] = _Class({"shrunk": json.loads(k["shrunk"]), "as_found": json.loads(k["as_found"])},
                                                                      k["source"], k["count"], k["record_count"],
                                                                      list(k["records"]))
         tallies.append(t)
@@ -89,15 +90,23 @@ def _target(target: dict[str, Any], sw: Sweep) -> dict[str, Any]:
             continue
         classes = []
         for rank, (key, c) in enumerate(ranked(t.classes)):
-            d = dict(c.first["shrunk" if rank < MAX_SHRUNK_CLASSES else "as_found"], count=c.count)
-            d.pop("records", None)
-            if c.record_count:
-                d["records"] = {"count": c.record_count, "first": list(c.records)}
+            d = {}  # in class_dict's key order (the Markdown renderer walks some dicts in order)
+            for k, v in c.first["shrunk" if rank < MAX_SHRUNK_CLASSES else "as_found"].items():
+                if k != "records":
+                    d[k] = c.count if k == "count" else v
+                if k == "counterexample_source" and c.record_count:
+                    d["records"] = {"count": c.record_count, "first": list(c.records)}
             classes.append(d)
         verdict = "fail" if t.errors else "warn" if t.warnings else "pass"
         checks.append(check_dict(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, "", classes))
     verdict = "inconsistent" if any(c["verdict"] == "fail" for c in checks) else "consistent"
     return {**out, "verdict": verdict, "examples": sw.n, "error": None, "checks": checks}
+
+
+def _text(d: dict[str, Any]) -> str:
+    """A class dict as JSON text: report.json sorts keys, but the Markdown and HTML reports print some of its
+    dicts (counterexample, tokens) in the order they were built."""
+    return json.dumps(d, ensure_ascii=False)
 
 
 def _validate(reports: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
