@@ -74,8 +74,6 @@ def _get(config: pytest.Config, name: str) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "harness_gate: a template-harness gate item (set by harness.plugin.gate)")
-    config.addinivalue_line("markers", "slow: long sweeps")
-    config.addinivalue_line("markers", "real_tokenizer: loads a real tokenizer from the zoo")
     try:
         examples, seed = int(_get(config, "examples")), int(_get(config, "seed"))
     except ValueError:
@@ -87,10 +85,6 @@ def pytest_configure(config: pytest.Config) -> None:
                                        examples, seed, _get(config, "report-dir") or None, bool(_get(config, "strict")),
                                        _get(config, "data") or None, config.getoption("harness_examples") is not None)
     config.stash[_RESULTS] = {}
-
-
-def harness_settings(config: pytest.Config) -> Settings:
-    return config.stash[_SETTINGS]
 
 
 @pytest.fixture(scope="session")

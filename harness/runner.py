@@ -141,20 +141,37 @@ def _same_class(key: tuple, want: tuple) -> bool:
     return key[:3] == want[:3] and (want[3] == (None, None) or key[3] == want[3])
 
 
+@dataclass
+class Sweep:
+    """What sweeping a run of conversations counted. Sweeps of contiguous runs merge in order
+    (:func:`merge_sweeps`) into exactly what one sweep of the whole run counts."""
+
+    tallies: list[_Tally]
+    n: int = 0
+    rejected: int = 0  # conversations the training template rejected (counted for every check)
+    first_reason: str = ""
+
+
 def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Sequence[str] | None = None,
              shrink_failures: bool = True, advance: Callable[[int], None] | None = None) -> TargetResult:
     """Sweep ``conversations`` through every check. Rejections by the training template are counted, not failed."""
-    tallies = [_Tally(CHECKS[name]) for name in (checks or list(CHECKS))]
+    return finish(pair, sweep(pair, conversations, checks=checks, advance=advance), shrink_failures)
+
+
+def sweep(pair: Pair, conversations: Iterable[Conversation], *, checks: Sequence[str] | None = None,
+          advance: Callable[[int], None] | None = None) -> Sweep:
+    """Run every check on every conversation and count: no shrinking (that is :func:`finish`'s)."""
+    out = Sweep([_Tally(CHECKS[name]) for name in (checks or list(CHECKS))])
+    tallies = out.tallies
     control = frozenset(pair.tokenizer.added_tokens.values())
-    n, rejected, first_reason = 0, 0, ""
     for conv in conversations:
-        n += 1
+        out.n += 1
         case = pair.case(conv)
         try:
             case.train  # noqa: B018 - render once, shared by every check
         except RenderRejected as exc:
-            rejected += 1
-            first_reason = first_reason or exc.reason
+            out.rejected += 1
+            out.first_reason = out.first_reason or exc.reason
             for t in tallies:
                 t.rejected += 1
             if advance:
@@ -179,14 +196,71 @@ def run_pair(pair: Pair, conversations: Iterable[Conversation], *, checks: Seque
                 t.add(failure, control, conv.source)
         if advance:
             advance(1)
+    return out
+
+
+def merge_sweeps(parts: Sequence[Sweep]) -> Sweep:
+    """Sweeps of contiguous runs, in conversation order, as one sweep: counts add, each class keeps the first
+    failure of the earliest run, classes keep the order they were first seen in, a check skipped in one run
+    counts nothing after it (as a serial sweep stops running it)."""
+    out = Sweep([_Tally(t.check) for t in parts[0].tallies])
+    for part in parts:
+        out.n += part.n
+        out.rejected += part.rejected
+        out.first_reason = out.first_reason or part.first_reason
+        for mine, t in zip(out.tallies, part.tallies):
+            if mine.skipped:  # a serial sweep still counts the training side's rejections for every check
+                mine.rejected += part.rejected
+                continue
+            mine.run += t.run
+            mine.errors += t.errors
+            mine.warnings += t.warnings
+            mine.rejected += t.rejected
+            mine.rejected_deploy += t.rejected_deploy
+            mine.skipped = t.skipped
+            for key, c in t.classes.items():
+                have = mine.classes.get(key)
+                if have is None:
+                    mine.classes[key] = _Class(c.first, c.source, c.count, c.record_count, list(c.records))
+                    continue
+                have.count += c.count
+                have.record_count += c.record_count
+                have.records = (have.records + c.records)[:MAX_RECORD_NAMES]
+    return out
+
+
+def finish(pair: Pair, sw: Sweep, shrink_failures: bool = True,
+           shrunk: Callable[[Check, tuple, _Class], Failure] | None = None) -> TargetResult:
+    """The result of a (merged) sweep: classes ranked, the largest shrunk (``shrunk(check, key, class)`` when given
+    returns a class's counterexample instead of shrinking here)."""
+    n = sw.n
     describe = {"train": pair.train.describe(), "deploy": pair.deploy.describe()}
-    if n and rejected == n:
+    if n and sw.rejected == n:
         return TargetResult(pair.train.spec, pair.deploy.spec, "error", (), n, describe=describe,
-                            error=f"the training template {pair.train.spec!r} rejected all {n} conversations "
-                                  f"(first: {first_reason}); fix the template or generate shapes it accepts")
-    results = tuple(_result(pair, t, shrink_failures, n) for t in tallies)
+                            error=all_rejected(pair.train.spec, n, sw.first_reason))
+    results = tuple(_result(pair, t, shrink_failures, n, shrunk) for t in sw.tallies)
     verdict = "inconsistent" if any(r.verdict == "fail" for r in results) else "consistent"
     return TargetResult(pair.train.spec, pair.deploy.spec, verdict, results, n, describe=describe)
+
+
+def all_rejected(train: str, n: int, first_reason: str) -> str:
+    return (f"the training template {train!r} rejected all {n} conversations (first: {first_reason}); fix the "
+            "template or generate shapes it accepts")
+
+
+def ranked(classes: dict[tuple, _Class]) -> list[tuple[tuple, _Class]]:
+    """Classes in report order (errors first, then by count, then as first seen), after each later divergence
+    without an id pair joined the largest class of its kind. Works on any ``_Class.first`` payload."""
+    classes = dict(classes)
+    for key in [k for k in classes if k[3] == (None, None)]:  # a later divergence joins a class of its kind
+        home = max((k for k in classes if k[:3] == key[:3] and k[3] != (None, None)),
+                   key=lambda k: classes[k].count, default=None)
+        if home is not None:
+            old = classes[home]
+            classes[home] = _Class(old.first, old.source, old.count, old.record_count, list(old.records))
+            classes[home].merge(classes.pop(key))
+    order = {key: i for i, key in enumerate(classes)}
+    return sorted(classes.items(), key=lambda kv: (kv[0][0] != "error", -kv[1].count, order[kv[0]]))
 
 
 def _record_order(name: str) -> tuple[int, str]:
@@ -208,24 +282,20 @@ def _skip_reason(t: _Tally, n: int) -> str:
     return "ran on no conversation" + (f" ({', '.join(parts)})" if parts else "")
 
 
-def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int) -> CheckResult:
+def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int,
+            shrunk: Callable[[Check, tuple, _Class], Failure] | None = None) -> CheckResult:
     if t.run == 0:
         return CheckResult(t.check.name, "skipped", 0, rejected_train=t.rejected, note=_skip_reason(t, n))
-    for key in [k for k in t.classes if k[3] == (None, None)]:  # a later divergence joins a class of its kind
-        home = max((k for k in t.classes if k[:3] == key[:3] and k[3] != (None, None)),
-                   key=lambda k: t.classes[k].count, default=None)
-        if home is not None:
-            t.classes[home].merge(t.classes.pop(key))
-    order = {key: i for i, key in enumerate(t.classes)}
-    ranked = sorted(t.classes.items(), key=lambda kv: (kv[0][0] != "error", -kv[1].count, order[kv[0]]))
     classes = []
-    for rank, (key, c) in enumerate(ranked):
+    for rank, (key, c) in enumerate(ranked(t.classes)):
         # a record's counterexample is the record as found (re-checked in detail, never shrunk)
-        shrunk = minimal(pair, t.check, c.first, shrink_failures and c.source is None, key) \
-            if rank < MAX_SHRUNK_CLASSES else None
+        small = None
+        if rank < MAX_SHRUNK_CLASSES:
+            small = shrunk(t.check, key, c) if shrunk is not None else \
+                minimal(pair, t.check, c.first, shrink_failures and c.source is None, key)
         severity, cause, where, ids = key
         shown = c.first.pair if ids != (None, None) else ids
-        classes.append(DivergenceClass(cause, severity, where, shown, c.count, shrunk, c.first, ids, c.source,
+        classes.append(DivergenceClass(cause, severity, where, shown, c.count, small, c.first, ids, c.source,
                                        c.record_count, tuple(c.records)))
     verdict: Verdict = "fail" if t.errors else "warn" if t.warnings else "pass"
     return CheckResult(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, tuple(classes))

@@ -335,3 +335,12 @@ def test_assertrepr_compare_leaves_equal_length_other_types_alone(pytester: pyte
     result.assert_outcomes(failed=1)
     assert "Encoded ids differ" not in result.stdout.str()
     result.stdout.fnmatch_lines(["E * At index 2 diff: 3 != 4"])
+
+
+def test_plugin_registers_only_its_own_marker(pytester: pytest.Pytester) -> None:
+    """A user's session lists harness_gate, not this repository's slow/real_tokenizer markers."""
+    result = pytester.runpytest("--markers")
+    text = result.stdout.str()
+    assert "@pytest.mark.harness_gate" in text
+    assert "@pytest.mark.slow" not in text, text
+    assert "@pytest.mark.real_tokenizer" not in text

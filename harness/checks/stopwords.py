@@ -108,14 +108,17 @@ def _ends(case: Case, static: _Static) -> tuple[_End, ...]:
 
 def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure | None]:
     """End ids of the plain variant of ``case.conv`` (cached per shape) and the error, if any."""
-    from harness.conversation import plain_variant, shape_key
+    from harness.conversation import plain_variant
 
     pair = case.pair
-    key = ("stop-words", shape_key(case.conv))
+    variant = plain_variant(case.conv)
+    # keyed by the plain variant itself: conversations of one shape_key may differ in length, and a key that
+    # depended on which of them came first would make counts depend on the order of the sweep (--jobs, --shard)
+    key = ("stop-words", variant.to_json())
     hit = pair._shapes.get(key)
     if hit is not None:
         return hit
-    plain = pair.case(plain_variant(case.conv))
+    plain = pair.case(variant)
     ends = _ends(plain, static)
     failure = None
     for e in ends:

@@ -26,7 +26,7 @@ def _failure(f: Failure | None) -> dict[str, Any]:
     return out
 
 
-def _class(c: DivergenceClass, piece: Callable[[int], str] | None) -> dict[str, Any]:
+def class_dict(c: DivergenceClass, piece: Callable[[int], str] | None) -> dict[str, Any]:
     ids = {side: (None if i is None else {"id": i, "piece": piece(i) if piece else None})
            for side, i in zip(("train", "deploy"), c.pair)}
     out = {"cause": c.cause, "cause_summary": cause_summary(c.cause), "severity": c.severity, "where": c.where,
@@ -94,24 +94,36 @@ def streams(diff: TokenDiff, piece: Callable[[int], str]) -> dict[str, Any]:
     return out
 
 
+#: The keys a failure adds to a class dict (and the leading class's to its check dict).
+FAILURE_KEYS = ("severity", "explanation", "counterexample", "message_index", "first_divergence", "diff_text", "tokens")
+
+
 def _check(result: CheckResult, piece: Callable[[int], str] | None = None) -> dict[str, Any]:
+    return check_dict(result.name, result.verdict, result.examples_run, result.errors, result.warnings,
+                      result.rejected_train, result.note, [class_dict(c, piece) for c in result.classes])
+
+
+def check_dict(name: str, verdict: str, examples_run: int, errors: int, warnings: int, rejected: int, note: str,
+               classes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A check's dict from its counts and its class dicts (:func:`class_dict`), leading class first."""
     out: dict[str, Any] = {
-        "name": result.name,
-        "verdict": result.verdict,
-        "examples_run": result.examples_run,
-        "errors": result.errors,
-        "warnings": result.warnings,
-        "rejected_by_train": result.rejected_train,
+        "name": name,
+        "verdict": verdict,
+        "examples_run": examples_run,
+        "errors": errors,
+        "warnings": warnings,
+        "rejected_by_train": rejected,
         "counterexample": None,
         "first_divergence": None,
-        "explanation": result.note or None,
+        "explanation": note or None,
         "cause": None,
         "counterexample_source": None,
-        "classes": [_class(c, piece) for c in result.classes],
+        "classes": classes,
     }
-    if result.classes:  # the leading class, at the top level too (the report contract)
-        lead = result.classes[0]
-        out.update(_failure(lead.failure or lead.example), cause=lead.cause, counterexample_source=lead.source)
+    if classes:  # the leading class, at the top level too (the report contract)
+        lead = classes[0]
+        out.update({k: lead[k] for k in FAILURE_KEYS if k in lead}, cause=lead["cause"],
+                   counterexample_source=lead["counterexample_source"])
     return out
 
 
