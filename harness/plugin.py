@@ -13,6 +13,9 @@ hypothesis shrink.
 
 from __future__ import annotations
 
+import base64
+import itertools
+import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -54,6 +57,8 @@ class Settings:
 
 
 _SETTINGS = pytest.StashKey[Settings]()
+#: numbers gate() calls in import order (the same on every xdist worker), so reports list targets as written
+_GATES = itertools.count()
 _RESULTS = pytest.StashKey[dict]()
 
 
@@ -148,6 +153,7 @@ def gate(*, train: str, deploy: str | Sequence[str], model: str | None = None, m
     """Build a parametrised test: one item per (deploy spec, check), sharing one sweep per deploy spec."""
     deploys = [deploy] if isinstance(deploy, str) else list(deploy)
     names = list(checks or CHECKS)
+    gate_number = next(_GATES)
     target = {"train": train, "model": model, "model_dir": model_dir, "examples": examples, "seed": seed,
               "strict": strict}
 
@@ -155,7 +161,8 @@ def gate(*, train: str, deploy: str | Sequence[str], model: str | None = None, m
     @pytest.mark.parametrize("harness_check", names)
     @pytest.mark.parametrize("harness_deploy", deploys)
     def test_gate(harness_deploy: str, harness_check: str, request: pytest.FixtureRequest) -> None:
-        result, s = _gate_result(request.config, {**target, "deploy": harness_deploy})
+        order = (gate_number, deploys.index(harness_deploy))
+        result, s = _gate_result(request.config, {**target, "deploy": harness_deploy, "order": order})
         check = next(c for c in result.checks if c.name == harness_check)
         if check.verdict == "skipped":
             pytest.skip(f"{harness_check}: {check.note}")
@@ -180,7 +187,7 @@ def _gate_result(config: pytest.Config, target: dict[str, Any]):
         def build():
             tok = load_model(model=s.model, model_dir=s.model_dir)
             pair = make_pair(tok, target["train"], target["deploy"])
-            return run_pair(pair, _conversations(s)), tok
+            return run_pair(pair, _conversations(s)), tok.describe(), target["order"]
 
         cache[key] = _input(build)
     return cache[key][0], s
@@ -215,12 +222,35 @@ def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: 
     return None
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker: hand this worker's sweeps to the controller, which reports them all."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    results = session.config.stash.get(_RESULTS, {})
+    if workeroutput is not None and results:
+        import harness.parallel  # noqa: F401  (registers the pickling of read-only mappings in conversations)
+
+        workeroutput["harness_results"] = base64.b64encode(pickle.dumps(list(results.items()))).decode("ascii")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the pytest-xdist controller: collect a worker's sweeps (a target swept on two workers is the same)."""
+    data = getattr(node, "workeroutput", {}).get("harness_results")
+    if data:
+        import harness.parallel  # noqa: F401
+
+        results = node.config.stash[_RESULTS]
+        for key, value in pickle.loads(base64.b64decode(data)):
+            results.setdefault(key, value)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     results = config.stash.get(_RESULTS, {})
-    if not results:
+    if not results or hasattr(config, "workerinput"):  # xdist workers report through the controller
         return
+    results = dict(sorted(results.items(), key=lambda kv: kv[1][2]))  # gate and deploy order, whichever worker swept
     strict = config.stash[_SETTINGS].strict
-    bad = [(k[2], k[3]) for k, (r, _) in results.items() if r.failed(strict)]
+    bad = [(k[2], k[3]) for k, (r, *_) in results.items() if r.failed(strict)]
     terminalreporter.write_line(f"template-harness: {len(results)} target(s) swept, {len(bad)} inconsistent"
                                 + (": " + "; ".join(f"{t} vs {d}" for t, d in bad) if bad else ""))
     s = config.stash[_SETTINGS]
@@ -228,8 +258,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         from harness import __version__
         from harness.report import build_report, write_reports
 
-        targets = [r for r, _ in results.values()]
-        tok = next(iter(results.values()))[1]
-        report = build_report(targets, version=__version__, seed=s.seed, examples=s.examples, model=tok.describe())
+        targets = [r for r, *_ in results.values()]
+        model = next(iter(results.values()))[1]
+        report = build_report(targets, version=__version__, seed=s.seed, examples=s.examples, model=model)
         for path in write_reports(report, Path(s.report_dir), ("json", "md")):
             terminalreporter.write_line(f"template-harness report: {path}")

@@ -133,6 +133,29 @@ def test_gate_with_two_deploy_specs_gives_items_per_spec_and_one_sweep_each(pyte
     result.stdout.fnmatch_lines([f"template-harness: 2 target(s) swept, 1 inconsistent: jinja:{CHATML} vs hf:."])
 
 
+@pytest.mark.real_tokenizer
+@pytest.mark.slow
+def test_gate_under_xdist_reports_every_target_once_as_a_serial_run_does(pytester: pytest.Pytester,
+                                                                         tmp_path: Path) -> None:
+    """``pytest -n 2``: items of one target may run on both workers; the controller prints the summary line and
+    writes the report, byte-identical to a serial run's (a worker's partial report would lose a target)."""
+    pytester.makepyfile(test_gate=f"""
+        from harness.plugin import gate
+
+        test_x = gate(model="qwen2.5", train={"jinja:" + CHATML!r}, deploy=[{"hf:" + CHATML!r}, "hf:."],
+                      examples=30, checks=["prompt-prefix", "answer-stop", "system"])
+    """)
+    runs = {}
+    for name, args in (("serial", ()), ("xdist", ("-p", "xdist", "-n", "2"))):
+        out = tmp_path / name
+        result = pytester.runpytest_subprocess(*args, "--harness-report-dir", str(out))
+        result.assert_outcomes(passed=4, failed=2)
+        result.stdout.fnmatch_lines([f"template-harness: 2 target(s) swept, 1 inconsistent: jinja:{CHATML} vs hf:."])
+        runs[name] = (out / "report.json").read_bytes(), (out / "report.md").read_bytes()
+    assert [t["deploy"] for t in json.loads(runs["xdist"][0])["targets"]] == ["hf:" + CHATML, "hf:."]
+    assert runs["xdist"] == runs["serial"]
+
+
 # --- options and their ini twins -------------------------------------------------------------------------
 
 
