@@ -20,6 +20,15 @@ from harness.tokenizer import (
     read_chat_template,
 )
 
+@pytest.fixture(autouse=True)
+def _fresh_verification_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test verifies against AutoTokenizer anew (no record from another test's identical files)."""
+    clear_tokenizer_cache()
+    folder = tmp_path / "verified"
+    monkeypatch.setenv("HARNESS_VERIFY_CACHE_DIR", str(folder))
+    return folder
+
+
 TEMPLATE = "{% for m in messages %}{{ m.content }}{% endfor %}"
 CORPUS = ["Hello, world! two  spaces.\n\n", "def f(x):\n    return x * 2\n", "你好世界 🙂👍🏽", "the quick brown fox"]
 
@@ -200,7 +209,7 @@ class _SpaceDroppingHF:
 
 
 def test_planted_autotokenizer_disagreement_is_caught(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.tokenizer as mod
+    import harness.tokenizer.load as mod
 
     real = mod._load_hf
     monkeypatch.setattr(mod, "_load_hf", lambda path: _SpaceDroppingHF(real(path)))

@@ -14,6 +14,7 @@ tools)``: ``tool_use`` for a request with tools when it exists, else ``default``
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 import tokenizers
-import transformers
 
 from harness.renderers._common import locate_spans, sha256_text, special_tokens_context, text_stop_ids
 from harness.renderers.base import Encoded
@@ -157,7 +157,7 @@ class JinjaRenderer:
              "explicit": self.selection.explicit},
             "template_kwargs": dict(sorted(self.template_kwargs.items())),
             "add_special_tokens": self.add_special_tokens,
-            "versions": {"jinja2": jinja2.__version__, "transformers": transformers.__version__,
+            "versions": {"jinja2": jinja2.__version__, "transformers": importlib.metadata.version("transformers"),
                          "tokenizers": tokenizers.__version__},
         }
 
