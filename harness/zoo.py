@@ -32,7 +32,7 @@ from typing import Any
 
 from harness.errors import ZooError
 from harness.tokenizer import PROBES, Tokenizer, load_tokenizer
-from harness.tokenizer.verified import cache_root
+from harness.tokenizer.verified import cache_root, package_version
 
 __all__ = [
     "ZOO_FILE", "Zoo", "ZooEntry", "default_zoo_name", "load_zoo_tokenizer", "resolve_zoo_name",
@@ -66,7 +66,7 @@ class ZooEntry:
         """First 12 hex of a hash of the entry (plus converter versions when it converts)."""
         payload: dict[str, Any] = {"layout": _LAYOUT_VERSION, "entry": self.table}
         if self.convert:  # versions from package metadata: importing transformers costs seconds
-            payload["converter"] = [importlib.metadata.version("transformers"), importlib.metadata.version("tokenizers")]
+            payload["converter"] = [package_version("transformers"), package_version("tokenizers")]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 

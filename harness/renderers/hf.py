@@ -14,7 +14,6 @@ tools)``: ``tool_use`` for a request with tools when it exists, else ``default``
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import tokenizers
 from harness.renderers._common import locate_spans, sha256_text, special_tokens_context, text_stop_ids
 from harness.renderers.base import Encoded
 from harness.sandbox import ChatTemplate, RenderResult
+from harness.tokenizer.verified import package_version
 
 #: Recent renders, keyed by template, context and the identity of the message/tool dicts.
 _RENDERS: OrderedDict = OrderedDict()
@@ -157,7 +157,7 @@ class JinjaRenderer:
              "explicit": self.selection.explicit},
             "template_kwargs": dict(sorted(self.template_kwargs.items())),
             "add_special_tokens": self.add_special_tokens,
-            "versions": {"jinja2": jinja2.__version__, "transformers": importlib.metadata.version("transformers"),
+            "versions": {"jinja2": jinja2.__version__, "transformers": package_version("transformers"),
                          "tokenizers": tokenizers.__version__},
         }
 

@@ -4,7 +4,6 @@ loaded only when something asks for it."""
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from harness.tokenizer.fast import (
 )
 from harness.tokenizer.files import _as_ids, _chat_templates, _read_json, sha256_file, special_token_names
 from harness.tokenizer.probes import PROBES
+from harness.tokenizer.verified import package_version
 
 _ENCODE_CACHE_SIZE = 4096  # ~550-id renderings: tens of MB at most
 
@@ -269,7 +269,7 @@ class Tokenizer:
             "model_dir": str(self.model_dir),
             "tokenizer_json_sha256": self._sha256,
             "hf_class": self.hf_class,
-            "transformers": importlib.metadata.version("transformers"),
+            "transformers": package_version("transformers"),
             "tokenizers": tokenizers.__version__,
         }
         manifest = self.model_dir / "harness-zoo.json"

@@ -41,15 +41,17 @@ def records_dir() -> Path:
     return Path(override).expanduser() if override else cache_root() / "verified"
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
+def package_version(dist: str) -> str | None:
+    """An installed distribution's version from its metadata (no import; each lookup scans sys.path once)."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _versions() -> tuple[str, ...]:
-    out = []
-    for dist in ("transformers", "tokenizers", "template-harness"):
-        try:
-            out.append(f"{dist}={importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            out.append(f"{dist}=none")
-    return tuple(out)
+    return tuple(f"{dist}={package_version(dist)}" for dist in ("transformers", "tokenizers", "template-harness"))
 
 
 def record_key(model_dir: Path) -> str:
