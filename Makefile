@@ -7,7 +7,7 @@ REQS   := requirements-zoo.txt requirements-llamafactory.txt requirements-engine
           requirements-xtuner.txt
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: check test bench calibrate report-screenshot venv clean
+.PHONY: check test bench bench-readme calibrate report-screenshot venv clean
 
 $(STAMP): pyproject.toml $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench.py --json benchmarks/bench.json
+
+# README's "Speed and memory" table from the numbers `make bench` wrote
+bench-readme: $(STAMP)
+	$(PY) benchmarks/bench_readme.py benchmarks/bench.json --readme README.md
 
 # every real chat template (TRL, axolotl, LLaMA-Factory exports, the zoo) paired with itself -> docs/calibration.md
 calibrate: $(STAMP)

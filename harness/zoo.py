@@ -2,7 +2,7 @@
 
 Each entry names files inside an installed package (never imported, found with importlib) and their
 sha256. ``zoo_model_dir(name)`` copies them, checked, into
-``${HARNESS_CACHE_DIR:-~/.cache/template-harness}/zoo/<name>-<12 hex of the entry hash>/`` as a
+``<cache>/zoo/<name>-<12 hex of the entry hash>/`` (``<cache>``: ``harness.tokenizer.verified.cache_root()``) as a
 Hugging Face model dir (tokenizer.json, tokenizer_config.json, chat_template.jinja when the entry
 overrides the template, generation_config.json, harness-zoo.json provenance). The dir is built in a
 temp dir and renamed into place, so concurrent workers never see half a model.
@@ -32,6 +32,7 @@ from typing import Any
 
 from harness.errors import ZooError
 from harness.tokenizer import PROBES, Tokenizer, load_tokenizer
+from harness.tokenizer.verified import cache_root, package_version
 
 __all__ = [
     "ZOO_FILE", "Zoo", "ZooEntry", "default_zoo_name", "load_zoo_tokenizer", "resolve_zoo_name",
@@ -64,11 +65,8 @@ class ZooEntry:
     def key(self) -> str:
         """First 12 hex of a hash of the entry (plus converter versions when it converts)."""
         payload: dict[str, Any] = {"layout": _LAYOUT_VERSION, "entry": self.table}
-        if self.convert:
-            import tokenizers
-            import transformers
-
-            payload["converter"] = [transformers.__version__, tokenizers.__version__]
+        if self.convert:  # versions from package metadata: importing transformers costs seconds
+            payload["converter"] = [package_version("transformers"), package_version("tokenizers")]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -142,9 +140,9 @@ class Zoo:
 
 
 def zoo_cache_dir() -> Path:
-    """``$HARNESS_CACHE_DIR/zoo`` (default ``~/.cache/template-harness/zoo``)."""
-    root = os.environ.get("HARNESS_CACHE_DIR") or "~/.cache/template-harness"
-    return Path(root).expanduser() / "zoo"
+    """``$HARNESS_CACHE_DIR/zoo`` (default ``$XDG_CACHE_HOME/template-harness/zoo``, else
+    ``~/.cache/template-harness/zoo``)."""
+    return cache_root() / "zoo"
 
 
 def zoo_names(*, zoo_file: str | Path | None = None) -> list[str]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,17 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tokenizer verification records go to a temp dir for this session: no run depends on a warm user cache."""
+    os.environ["HARNESS_VERIFY_CACHE_DIR"] = tempfile.mkdtemp(prefix="harness-verified-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = os.environ.pop("HARNESS_VERIFY_CACHE_DIR", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def tree_hash(path: Path) -> str:

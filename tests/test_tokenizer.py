@@ -20,6 +20,15 @@ from harness.tokenizer import (
     read_chat_template,
 )
 
+@pytest.fixture(autouse=True)
+def _fresh_verification_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test verifies against AutoTokenizer anew (no record from another test's identical files)."""
+    clear_tokenizer_cache()
+    folder = tmp_path / "verified"
+    monkeypatch.setenv("HARNESS_VERIFY_CACHE_DIR", str(folder))
+    return folder
+
+
 TEMPLATE = "{% for m in messages %}{{ m.content }}{% endfor %}"
 CORPUS = ["Hello, world! two  spaces.\n\n", "def f(x):\n    return x * 2\n", "你好世界 🙂👍🏽", "the quick brown fox"]
 
@@ -200,7 +209,7 @@ class _SpaceDroppingHF:
 
 
 def test_planted_autotokenizer_disagreement_is_caught(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.tokenizer as mod
+    import harness.tokenizer.load as mod
 
     real = mod._load_hf
     monkeypatch.setattr(mod, "_load_hf", lambda path: _SpaceDroppingHF(real(path)))
@@ -234,3 +243,118 @@ def test_check_ids_agree_reports_first_difference() -> None:
     check_ids_agree(hf, Raw(), ("a",), where="x")
     with pytest.raises(TokenizerError, match=r"x : .* on probe 'b' at index 1: AutoTokenizer=\[1, 9, 3\] "):
         check_ids_agree(hf, Raw(), ("a", "b"), where="x")
+
+
+# ---------------------------------------------------------------- the verification cache
+
+_PROBE_CODE = ("import sys; from harness.tokenizer import load_tokenizer; t = load_tokenizer(sys.argv[1]); "
+               "t.encode('a b'); t.piece(3); t.encode('x', add_special_tokens=True); t.describe(); "
+               "print(t.mirrors_hf, 'transformers' in sys.modules, 'torch' in sys.modules)")
+
+
+def _fresh_load(path: Path) -> str:
+    """Load ``path`` in a new interpreter: mirrors_hf, transformers imported, torch imported."""
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", _PROBE_CODE, str(path)], env=env, capture_output=True, text=True,
+                          timeout=300, check=True)
+    return done.stdout.strip()
+
+
+def test_a_verified_dir_loads_without_transformers_in_a_fresh_interpreter(model_dir: Path,
+                                                                           _fresh_verification_cache: Path) -> None:
+    assert _fresh_load(model_dir).startswith("True True")  # first load: AutoTokenizer verifies, the proof is kept
+    assert len(list(_fresh_verification_cache.glob("*.json"))) == 1
+    assert _fresh_load(model_dir) == "True False False"  # second: neither transformers nor torch
+
+
+def test_a_cached_success_does_not_cover_edited_files(model_dir: Path, _fresh_verification_cache: Path) -> None:
+    assert load_tokenizer(model_dir).mirrors_hf
+    config = model_dir / "tokenizer_config.json"
+    original = config.read_text()
+    config.write_text(original.replace('"bos_token": "<s>"', '"bos_token": "<pad>"'))
+    clear_tokenizer_cache()
+    tok = load_tokenizer(model_dir)  # a new key: verified again, and the new value is AutoTokenizer's
+    assert (tok.bos_token, tok.bos_id, tok.hf.bos_token) == ("<pad>", 2, "<pad>")
+    assert len(list(_fresh_verification_cache.glob("*.json"))) == 2
+    extra = {"400": {"content": "<extra>", "lstrip": False, "normalized": False, "rstrip": False,
+                     "single_word": False, "special": True}}
+    config.write_text(json.dumps({**json.loads(original), "added_tokens_decoder": extra}))
+    clear_tokenizer_cache()
+    with pytest.raises(TokenizerError, match=r"added token \d+ is '<extra>' but tokenizer.json says None"):
+        load_tokenizer(model_dir)  # the planted disagreement is caught despite the earlier records
+
+
+class _PlantedHF(_SpaceDroppingHF):
+    """AutoTokenizer that differs from the files in one place only: ``what``."""
+
+    def __init__(self, hf: Any, what: str) -> None:
+        super().__init__(hf)
+        self._what = what
+
+    def __call__(self, text: str, **kwargs: Any) -> Any:
+        out = self._hf(text, **kwargs)
+        if self._what == "special_ids" and kwargs.get("add_special_tokens") and len(text) > 1:
+            out["input_ids"] = [*out["input_ids"], 1]  # an eos appended, but not after "x"
+        return out
+
+    @property
+    def special_tokens_map(self) -> dict[str, str]:
+        names = dict(self._hf.special_tokens_map)
+        return {**names, "unk_token": "<pad>"} if self._what == "names" else names
+
+    def batch_decode(self, batch: list[list[int]], **kwargs: Any) -> list[str]:
+        out = list(self._hf.batch_decode(batch, **kwargs))
+        return [*out[:-1], out[-1] + " "] if self._what == "pieces" else out
+
+
+@pytest.mark.parametrize("what", ["names", "special_ids", "pieces"])
+def test_planted_file_value_disagreements_fall_back_to_autotokenizer(
+        model_dir: Path, monkeypatch: pytest.MonkeyPatch, _fresh_verification_cache: Path, what: str) -> None:
+    import harness.tokenizer.load as mod
+
+    real = mod._load_hf
+    monkeypatch.setattr(mod, "_load_hf", lambda path: _PlantedHF(real(path), what))
+    tok = load_tokenizer(model_dir)
+    assert tok.mirrors_hf is False and not list(_fresh_verification_cache.glob("*.json"))  # nothing vouched for
+    if what == "names":
+        assert tok.special_tokens_map["unk_token"] == "<pad>"  # AutoTokenizer's value, not the files'
+    if what == "special_ids":
+        assert tok.encode("ab", add_special_tokens=True)[-1] == 1
+
+
+def test_a_corrupt_or_unwritable_cache_means_verifying_again(model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           _fresh_verification_cache: Path, tmp_path: Path) -> None:
+    import harness.tokenizer.load as mod
+
+    calls: list[Path] = []
+    real = mod._load_hf
+    monkeypatch.setattr(mod, "_load_hf", lambda path: calls.append(path) or real(path))
+    load_tokenizer(model_dir)
+    (record,) = _fresh_verification_cache.glob("*.json")
+    record.write_text('{"key": "trunc')
+    clear_tokenizer_cache()
+    assert load_tokenizer(model_dir).mirrors_hf and len(calls) == 2  # verified again, record rewritten
+    assert json.loads(record.read_text())["hf_class"]
+    clear_tokenizer_cache()
+    load_tokenizer(model_dir)
+    assert len(calls) == 2  # the rewritten record is trusted
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("HARNESS_VERIFY_CACHE_DIR", str(blocker))
+    clear_tokenizer_cache()
+    assert load_tokenizer(model_dir).encode("a b") and len(calls) == 3  # unwritable: verified, still works
+
+
+def test_cache_root_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from harness.tokenizer.verified import cache_root, records_dir
+
+    monkeypatch.delenv("HARNESS_VERIFY_CACHE_DIR")
+    monkeypatch.delenv("HARNESS_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert records_dir() == tmp_path / "xdg" / "template-harness" / "verified"
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "h"))
+    assert cache_root() == tmp_path / "h" and records_dir() == tmp_path / "h" / "verified"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import shutil
@@ -350,3 +351,32 @@ def test_mistral_chat_render_matches_mistral_common(mistral: tuple[Tokenizer, An
     text = tok.hf.apply_chat_template(messages, tokenize=False)
     assert text.startswith("<s>[INST] Hi  there[/INST] Hello!</s>[INST] Be brief.\n\n")
     assert tok.encode(text) == reference.encode_chat_completion(request).tokens
+
+
+@real
+@pytest.mark.parametrize("name", NAMES)
+def test_values_read_from_files_equal_autotokenizers(name: str) -> None:
+    """What the hot start serves without transformers equals AutoTokenizer's answers (an independent sample)."""
+    tok = load_zoo_tokenizer(name)
+    hf = tok.hf
+    assert tok.mirrors_hf and tok.hf_class == type(hf).__name__
+    assert dict(tok.special_tokens_map) == dict(hf.special_tokens_map)
+    assert (tok.bos_token, tok.eos_token, tok.pad_token) == (hf.bos_token, hf.eos_token, hf.pad_token)
+    assert tok.bos_id == (hf.bos_token_id if hf.bos_token else None)
+    assert tok.eos_id == (hf.eos_token_id if hf.eos_token else None)
+    ids = sorted({*random.Random(7).sample(range(len(tok)), 300), *tok.added_tokens.values()})
+    assert [tok.piece(i) for i in ids] == [hf.decode([i], skip_special_tokens=False) for i in ids]
+    for text in (*PROBES, "", "a", "Hello there\n"):
+        assert tok.encode(text, add_special_tokens=True) == list(hf(text, add_special_tokens=True)["input_ids"])
+
+
+def test_zoo_loading_imports_no_transformers_once_verified(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from harness.zoo import load_zoo_tokenizer; t = load_zoo_tokenizer('qwen2.5'); "
+            "t.describe(); t.piece(t.eos_id); print('transformers' in sys.modules, 'torch' in sys.modules)")
+    env = {**os.environ, "HARNESS_VERIFY_CACHE_DIR": str(tmp_path / "verified")}
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                           timeout=300).stdout.split() for _ in range(2)]
+    assert runs[0][0] == "True" and runs[1] == ["False", "False"]  # verified once, then neither is imported

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def special_tokens_context(tokenizer: "Tokenizer") -> dict[str, Any]:
     """``bos_token``, ``eos_token``… as ``apply_chat_template`` passes them (its ``special_tokens_map``)."""
-    return {k: v for k, v in dict(tokenizer.hf.special_tokens_map).items() if isinstance(v, (str, list))}
+    return {k: v for k, v in dict(tokenizer.special_tokens_map).items() if isinstance(v, (str, list))}
 
 
 def text_stop_ids(tokenizer: "Tokenizer", texts: Sequence[str]) -> set[int]:

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 import tokenizers
-import transformers
 
 from harness.renderers._common import locate_spans, sha256_text, special_tokens_context, text_stop_ids
 from harness.renderers.base import Encoded
 from harness.sandbox import ChatTemplate, RenderResult
+from harness.tokenizer.verified import package_version
 
 #: Recent renders, keyed by template, context and the identity of the message/tool dicts.
 _RENDERS: OrderedDict = OrderedDict()
@@ -157,7 +157,7 @@ class JinjaRenderer:
              "explicit": self.selection.explicit},
             "template_kwargs": dict(sorted(self.template_kwargs.items())),
             "add_special_tokens": self.add_special_tokens,
-            "versions": {"jinja2": jinja2.__version__, "transformers": transformers.__version__,
+            "versions": {"jinja2": jinja2.__version__, "transformers": package_version("transformers"),
                          "tokenizers": tokenizers.__version__},
         }
 
