@@ -255,7 +255,7 @@ def _plain_holds(case: Case, k: int) -> bool:
     """Does answer ``k``'s prompt agree on the plain-text variant of this conversation (same shape)?"""
     from harness.conversation import plain_variant
 
-    plain = case.pair.case(plain_variant(case.conv))
+    plain = case.variant(plain_variant(case.conv))
     try:
         return prompt_holds(plain.prompt(k).ids, plain.train.ids, plain.train.answer(k))
     except (RenderRejected, KeyError):
@@ -319,13 +319,13 @@ def system(case: Case) -> Failure | None:
     if not case.conv.assistant_indices:
         return None
     first = case.conv.assistant_indices[0]
-    return case.pair.by_shape("system", case.conv.prefix(first + 1), _system_variants)
+    return case.by_shape("system", case.conv.prefix(first + 1), _system_variants)
 
 
 def _system_variants(case: Case) -> Failure | None:
     found: list[tuple[str, str, Failure | None]] = []
     for label, text, cause in _VARIANTS:
-        variant = case.pair.case(_with_system(case.conv, text))
+        variant = case.variant(_with_system(case.conv, text))
         answers = variant.train.answers  # none when training trains nothing of it (an empty answer, no end token)
         failure = compare_prompt(variant, "system", answers[0]) if answers else None
         found.append((label, cause, failure if failure is not None and failure.severity == "error" else None))

@@ -62,10 +62,10 @@ class _End:
 
 
 def _static(pair: "Pair") -> _Static:
-    key = ("stop-words", "static")
-    hit = pair._shapes.get(key)
-    if hit is not None:
-        return hit
+    return pair.cache.per_pair("stop_static", lambda: _read_static(pair))
+
+
+def _read_static(pair: "Pair") -> _Static:
     deploy_stops = getattr(pair.deploy, "stop_ids", None)
     if deploy_stops is None:
         raise Skip(f"the deploy side {pair.deploy.spec!r} has no stop ids")
@@ -84,10 +84,8 @@ def _static(pair: "Pair") -> _Static:
     tok = pair.tokenizer
     special = frozenset(tok.added_tokens[t] for t in tok.special_tokens if t in tok.added_tokens)
     declared = getattr(pair.deploy, "declared_stop_ids", None)
-    out = _Static(train_stops, frozenset(deploy_stops), special, "; ".join(notes),
-                  None if declared is None else frozenset(declared))
-    pair._shapes[key] = out
-    return out
+    return _Static(train_stops, frozenset(deploy_stops), special, "; ".join(notes),
+                   None if declared is None else frozenset(declared))
 
 
 def _ends(case: Case, static: _Static) -> tuple[_End, ...]:
@@ -110,12 +108,12 @@ def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure 
     """End ids of the plain variant of ``case.conv`` (cached per shape) and the error, if any."""
     from harness.conversation import plain_variant, shape_key
 
-    pair = case.pair
-    key = ("stop-words", shape_key(case.conv))
-    hit = pair._shapes.get(key)
-    if hit is not None:
-        return hit
-    plain = pair.case(plain_variant(case.conv))
+    return case.pair.cache.per_shape("stop-words", shape_key(case.conv),
+                                     lambda: _structural_plain(case.variant(plain_variant(case.conv)), static))
+
+
+def _structural_plain(plain: Case, static: _Static) -> tuple[tuple[_End, ...], Failure | None]:
+    pair = plain.pair
     ends = _ends(plain, static)
     failure = None
     for e in ends:
@@ -143,9 +141,6 @@ def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure 
         break
     if failure is None and static.declared is not None:
         failure = _undeclared(plain, ends, static)
-    if len(pair._shapes) > 50_000:
-        pair._shapes.clear()
-    pair._shapes[key] = (ends, failure)
     return ends, failure
 
 
