@@ -127,10 +127,16 @@ class _Matcher(difflib.SequenceMatcher):
 
     def _search(self, alo: int, ahi: int, blo: int, bhi: int) -> difflib.Match:
         """difflib's search (no junk), visiting only the ``b`` positions inside ``[blo, bhi)``."""
-        a, b = self.a, self.b
-        b2j: dict[int, list[int]] = {}  # the range's own index (difflib indexes all of b, then skips)
-        for j in range(blo, bhi):
-            b2j.setdefault(b[j], []).append(j)
+        a, sb = self.a, self._sb
+        b2j: dict[int, list[int]] = {}  # where a's ids occur in the range (difflib indexes all of b, then skips)
+        for x in set(a[alo:ahi]):
+            c, js = chr(x), []
+            j = sb.find(c, blo, bhi)
+            while j >= 0:
+                js.append(j)
+                j = sb.find(c, j + 1, bhi)
+            if js:
+                b2j[x] = js
         besti, bestj, bestsize = alo, blo, 0
         j2len: dict[int, int] = {}
         for i in range(alo, ahi):

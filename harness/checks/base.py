@@ -138,6 +138,7 @@ class Case:
         self.pair, self.conv, self.detailed = pair, conv, detailed
         self._train: "Encoded | None" = None
         self._prompts: dict[tuple[int, bool], "Encoded"] = {}
+        self._histories: dict[tuple[int, int], str | None] = {}
 
     def variant(self, conv: "Conversation") -> "Case":
         """Another conversation (a variant a check builds) on the same pair, as detailed as this case."""
@@ -175,13 +176,22 @@ class Case:
                                  train_bounds=self.bounds(self.pair.train, len(self.conv.messages)) if detailed else None,
                                  deploy_bounds=self.bounds(self.pair.deploy, k) if detailed else None)
 
+    def history(self, renderer: "Renderer", i: int) -> str | None:
+        """``renderer``'s text of ``messages[:i]`` without generation prompt (None: rejected), once per case."""
+        key = (id(renderer), i)
+        if key not in self._histories:
+            try:
+                self._histories[key] = renderer.render_text(self.conv.prefix(i), add_generation_prompt=False)
+            except RenderRejected:
+                self._histories[key] = None
+        return self._histories[key]
+
     def bounds(self, renderer: "Renderer", k: int) -> list[int]:
-        """Char end of each of the first ``k`` messages in ``renderer``'s rendering (only built for diffs)."""
+        """Char end of each of the first ``k`` messages in ``renderer``'s rendering (up to the first rejected)."""
         out = []
         for i in range(1, k + 1):
-            try:
-                text = renderer.render_text(self.conv.prefix(i), add_generation_prompt=False)
-            except RenderRejected:
+            text = self.history(renderer, i)
+            if text is None:
                 return out
             out.append(len(text))
         return out

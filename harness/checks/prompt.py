@@ -165,10 +165,7 @@ def _in_header(base: str | None, p_text: str, c: int) -> bool:
 
 def _base(case: Case, k: int) -> str | None:
     """The deploy rendering of ``messages[:k]`` without the generation prompt."""
-    try:
-        return case.pair.deploy.render_text(case.conv.prefix(k), add_generation_prompt=False)
-    except RenderRejected:
-        return None
+    return case.history(case.pair.deploy, k)
 
 
 def _by_region(case: Case, ans: "Answer", c: int, p_seg: str, t_seg: str) -> tuple[str, str]:
