@@ -139,6 +139,7 @@ class Case:
         self._train: "Encoded | None" = None
         self._prompts: dict[tuple[int, bool], "Encoded"] = {}
         self._histories: dict[tuple[int, int], str | None] = {}
+        self._plains: dict[Any, "Case"] = {}
 
     def variant(self, conv: "Conversation") -> "Case":
         """Another conversation (a variant a check builds) on the same pair, as detailed as this case."""
@@ -146,9 +147,18 @@ class Case:
 
     def by_shape(self, check: str, conv: "Conversation", run: Callable[["Case"], "Failure | None"]) -> "Failure | None":
         """Run ``run`` on the plain variant of ``conv`` once per conversation shape (structural checks)."""
-        from harness.conversation import plain_variant, shape_key
+        from harness.conversation import shape_key
 
-        return self.pair.cache.per_shape(check, shape_key(conv), lambda: run(self.variant(plain_variant(conv))))
+        shape = shape_key(conv)
+        return self.pair.cache.per_shape(check, shape, lambda: run(self.plain(conv, shape)))
+
+    def plain(self, conv: "Conversation", shape: Any) -> "Case":
+        """The plain variant of ``conv`` (of shape ``shape``), one Case shared by every structural check."""
+        from harness.conversation import plain_variant
+
+        if shape not in self._plains:
+            self._plains[shape] = self.variant(plain_variant(conv))
+        return self._plains[shape]
 
     @property
     def train(self) -> "Encoded":

@@ -106,10 +106,10 @@ def _ends(case: Case, static: _Static) -> tuple[_End, ...]:
 
 def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure | None]:
     """End ids of the plain variant of ``case.conv`` (cached per shape) and the error, if any."""
-    from harness.conversation import plain_variant, shape_key
+    from harness.conversation import shape_key
 
-    return case.pair.cache.per_shape("stop-words", shape_key(case.conv),
-                                     lambda: _structural_plain(case.variant(plain_variant(case.conv)), static))
+    shape = shape_key(case.conv)
+    return case.pair.cache.per_shape("stop-words", shape, lambda: _structural_plain(case.plain(case.conv, shape), static))
 
 
 def _structural_plain(plain: Case, static: _Static) -> tuple[tuple[_End, ...], Failure | None]:
