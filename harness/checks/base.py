@@ -139,7 +139,7 @@ class Case:
         self._train: "Encoded | None" = None
         self._prompts: dict[tuple[int, bool], "Encoded"] = {}
         self._histories: dict[tuple[int, int], str | None] = {}
-        self._plains: dict[Any, "Case"] = {}
+        self._plains: dict["Conversation", "Case"] = {}
 
     def variant(self, conv: "Conversation") -> "Case":
         """Another conversation (a variant a check builds) on the same pair, as detailed as this case."""
@@ -149,16 +149,16 @@ class Case:
         """Run ``run`` on the plain variant of ``conv`` once per conversation shape (structural checks)."""
         from harness.conversation import shape_key
 
-        shape = shape_key(conv)
-        return self.pair.cache.per_shape(check, shape, lambda: run(self.plain(conv, shape)))
+        return self.pair.cache.per_shape(check, shape_key(conv), lambda: run(self.plain(conv)))
 
-    def plain(self, conv: "Conversation", shape: Any) -> "Case":
-        """The plain variant of ``conv`` (of shape ``shape``), one Case shared by every structural check."""
+    def plain(self, conv: "Conversation") -> "Case":
+        """The plain variant of ``conv`` (this case's conversation or a prefix of it), one Case shared by every
+        structural check."""
         from harness.conversation import plain_variant
 
-        if shape not in self._plains:
-            self._plains[shape] = self.variant(plain_variant(conv))
-        return self._plains[shape]
+        if conv not in self._plains:
+            self._plains[conv] = self.variant(plain_variant(conv))
+        return self._plains[conv]
 
     @property
     def train(self) -> "Encoded":

@@ -250,9 +250,7 @@ def _explain(k: int, cause: str, where: str, rewritten: bool) -> str:
 
 def _plain_holds(case: Case, k: int) -> bool:
     """Does answer ``k``'s prompt agree on the plain-text variant of this conversation (same shape)?"""
-    from harness.conversation import shape_key
-
-    plain = case.plain(case.conv, shape_key(case.conv))
+    plain = case.plain(case.conv)
     try:
         return prompt_holds(plain.prompt(k).ids, plain.train.ids, plain.train.answer(k))
     except (RenderRejected, KeyError):

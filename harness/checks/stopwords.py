@@ -108,8 +108,8 @@ def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure 
     """End ids of the plain variant of ``case.conv`` (cached per shape) and the error, if any."""
     from harness.conversation import shape_key
 
-    shape = shape_key(case.conv)
-    return case.pair.cache.per_shape("stop-words", shape, lambda: _structural_plain(case.plain(case.conv, shape), static))
+    return case.pair.cache.per_shape("stop-words", shape_key(case.conv),
+                                     lambda: _structural_plain(case.plain(case.conv), static))
 
 
 def _structural_plain(plain: Case, static: _Static) -> tuple[tuple[_End, ...], Failure | None]:
