@@ -139,7 +139,7 @@ class Case:
         self._train: "Encoded | None" = None
         self._prompts: dict[tuple[int, bool], "Encoded"] = {}
         self._histories: dict[tuple[int, int], str | None] = {}
-        self._plains: dict["Conversation", "Case"] = {}
+        self._plains: dict[int, tuple["Conversation", "Case"]] = {}
 
     def variant(self, conv: "Conversation") -> "Case":
         """Another conversation (a variant a check builds) on the same pair, as detailed as this case."""
@@ -156,9 +156,10 @@ class Case:
         structural check."""
         from harness.conversation import plain_variant
 
-        if conv not in self._plains:
-            self._plains[conv] = self.variant(plain_variant(conv))
-        return self._plains[conv]
+        hit = self._plains.get(id(conv))
+        if hit is None:  # keyed by identity (conversations with tools are not hashable); the entry keeps conv alive
+            hit = self._plains[id(conv)] = (conv, self.variant(plain_variant(conv)))
+        return hit[1]
 
     @property
     def train(self) -> "Encoded":
