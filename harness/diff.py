@@ -1,6 +1,7 @@
 """TokenDiff: where two id sequences part, shown as ids beside visible pieces.
 
-Common ends are trimmed before ``difflib`` runs on the middle (10–30× faster than diffing whole lists).
+Common ends are trimmed before ``difflib`` runs on the middle (10–30× faster than diffing whole lists), and
+its longest-match search visits only the positions inside the range it searches (:class:`_Matcher`).
 
 >>> d = TokenDiff.compute([1, 2, 3], [1, 2, 4], piece=str)
 >>> d.index, d.headline()
@@ -70,6 +71,101 @@ def _marks(enc: Encoded | None, bounds: Sequence[int] | None) -> tuple[tuple[int
     return tuple(sorted(out))
 
 
+#: Seed length of the long-run search: every common run of at least ``2 * _SEED - 1`` ids holds a seed.
+_SEED = 16
+
+
+class _Matcher(difflib.SequenceMatcher):
+    """``difflib.SequenceMatcher(None, a, b, autojunk=False)`` with the same blocks and opcodes, faster.
+
+    With no junk, difflib's longest match is the longest common run, the first in ``a`` then in ``b``. Its
+    search pairs every ``a`` position with every equal id in ``b`` (slow on token streams full of the same few
+    ids). Here: every run of at least ``2 * q - 1`` ids contains a seed ``a[g:g + q]`` with ``g`` on a grid of
+    step ``q`` (``_SEED``), so finding the seeds in ``b`` and extending each hit along its diagonal finds every
+    such run; the longest (first in ``a``, then ``b``) is difflib's match. Ranges with no run that long fall back
+    to difflib's own search over an index of the range alone (difflib indexes all of ``b`` and skips)."""
+
+    def __init__(self, a: Sequence[int], b: Sequence[int]) -> None:
+        self._sa, self._sb = "".join(map(chr, a)), "".join(map(chr, b))  # one character per id: C-speed compares
+        super().__init__(None, a, b, autojunk=False)
+
+    def _SequenceMatcher__chain_b(self) -> None:  # noqa: N802 - difflib's index of all of b: not used here
+        self.bjunk, self.bpopular, self.b2j = set(), set(), {}
+
+    def find_longest_match(self, alo: int = 0, ahi: int | None = None, blo: int = 0,
+                           bhi: int | None = None) -> difflib.Match:
+        ahi = len(self.a) if ahi is None else ahi
+        bhi = len(self.b) if bhi is None else bhi
+        if min(ahi - alo, bhi - blo) >= 2 * _SEED - 1:
+            found = self._long_run(_SEED, alo, ahi, blo, bhi)
+            if found is not None:
+                return found
+        return self._search(alo, ahi, blo, bhi)
+
+    def _long_run(self, q: int, alo: int, ahi: int, blo: int, bhi: int) -> difflib.Match | None:
+        """The longest common run in range when it has ``2 * q - 1`` ids or more, else None."""
+        sa, sb = self._sa, self._sb
+        best: tuple[int, int, int] | None = None  # (-size, i, j): the smallest wins
+        reach: dict[int, int] = {}  # diagonal j - i -> end in a of the last run found on it
+        for g in range(alo, ahi - q + 1, q):
+            seed = sa[g:g + q]
+            at = sb.find(seed, blo, bhi)
+            while at >= 0:
+                j, at = at, sb.find(seed, at + 1, bhi)
+                d = j - g
+                if reach.get(d, -1) > g:
+                    continue  # inside a run already found on this diagonal
+                back = _agree(sa, sb, g, j, min(g - alo, j - blo), -1)
+                ahead = _agree(sa, sb, g, j, min(ahi - g, bhi - j), 1)
+                reach[d] = g + ahead
+                key = (-(back + ahead), g - back, j - back)
+                if best is None or key < best:
+                    best = key
+        if best is None or -best[0] < 2 * q - 1:
+            return None
+        return difflib.Match(best[1], best[2], -best[0])
+
+    def _search(self, alo: int, ahi: int, blo: int, bhi: int) -> difflib.Match:
+        """difflib's search (no junk), visiting only the ``b`` positions inside ``[blo, bhi)``."""
+        a, sb = self.a, self._sb
+        b2j: dict[int, list[int]] = {}  # where a's ids occur in the range (difflib indexes all of b, then skips)
+        for x in set(a[alo:ahi]):
+            c, js = chr(x), []
+            j = sb.find(c, blo, bhi)
+            while j >= 0:
+                js.append(j)
+                j = sb.find(c, j + 1, bhi)
+            if js:
+                b2j[x] = js
+        besti, bestj, bestsize = alo, blo, 0
+        j2len: dict[int, int] = {}
+        for i in range(alo, ahi):
+            js = b2j.get(a[i])
+            new: dict[int, int] = {}
+            if js:
+                get = j2len.get
+                for j in js:
+                    k = new[j] = get(j - 1, 0) + 1
+                    if k > bestsize:
+                        besti, bestj, bestsize = i - k + 1, j - k + 1, k
+            j2len = new
+        return difflib.Match(besti, bestj, bestsize)
+
+
+def _agree(sa: str, sb: str, i: int, j: int, limit: int, step: int) -> int:
+    """How many characters ``sa`` and ``sb`` agree on from ``i``/``j`` on (``step`` 1) or before them (``-1``),
+    at most ``limit`` (bisection on the length: each probe is one C comparison)."""
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        same = sa[i:i + mid] == sb[j:j + mid] if step > 0 else sa[i - mid:i] == sb[j - mid:j]
+        if same:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 @dataclass(frozen=True)
 class TokenDiff:
     """The difference between training ids and deploy ids. ``index`` is None when they are equal."""
@@ -98,8 +194,7 @@ class TokenDiff:
         tail = 0
         while tail < n - index and train[-1 - tail] == deploy[-1 - tail]:
             tail += 1
-        matcher = difflib.SequenceMatcher(None, train[index:len(train) - tail], deploy[index:len(deploy) - tail],
-                                          autojunk=False)
+        matcher = _Matcher(train[index:len(train) - tail], deploy[index:len(deploy) - tail])
         opcodes = tuple((tag, a + index, b + index, c + index, d + index)
                         for tag, a, b, c, d in matcher.get_opcodes() if tag != "equal")
         lo = max(0, index - 8)

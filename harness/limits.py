@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import _signal  # noqa: I001 - signal's raw functions (signal.getsignal wraps each call in enum conversions)
 import sys
 import threading
 from dataclasses import dataclass
@@ -51,11 +52,20 @@ class Timeout(BaseException):
 
 
 def _alarm(signum: int, frame: Any) -> None:
-    raise Timeout()
+    """Installed once (not per render): a Timeout in a guarded block, else what the handler before it did."""
+    if _guarded:
+        raise Timeout()
+    if callable(_outer):
+        _outer(signum, frame)
+    elif _outer == signal.SIG_DFL:  # nobody else handles SIGALRM: its default action
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGALRM)
 
 
 #: True while a :class:`Guard` block runs with its alarm armed.
 _guarded = False
+#: The SIGALRM handler :func:`_alarm` replaced (alarms outside a guarded block go to it).
+_outer: Any = signal.SIG_DFL
 #: The hook :func:`_unraisable` replaced (every other unraisable exception goes there).
 _next_hook: Any = sys.unraisablehook
 
@@ -104,12 +114,11 @@ class Guard:
     Raises :class:`Timeout` out of the block when time runs out; allocations past the memory cap raise
     ``MemoryError`` inside it. Re-entrant use is not supported (renders do not nest)."""
 
-    __slots__ = ("limits", "_armed", "_previous", "_rlimit")
+    __slots__ = ("limits", "_armed", "_rlimit")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self._armed = False
-        self._previous: Any = None
         self._rlimit: tuple[int, int] | None = None
 
     def __enter__(self) -> "Guard":
@@ -117,12 +126,11 @@ class Guard:
         self._armed = limits.timeout > 0 and threading.current_thread() is threading.main_thread()
         if not self._armed:
             return self
-        previous = signal.getsignal(signal.SIGALRM)
-        if previous is not _alarm:
-            signal.signal(signal.SIGALRM, _alarm)
-            self._previous = previous
-        else:
-            self._previous = None
+        global _outer, _guarded, _next_hook
+        current = _signal.getsignal(signal.SIGALRM)  # the raw call: no enum conversion, a fraction of the cost
+        if current is not _alarm:
+            _outer = current
+            _signal.signal(signal.SIGALRM, _alarm)
         self._rlimit = None
         if _HAS_AS and limits.max_memory > 0:
             size = _AS.current()
@@ -134,7 +142,6 @@ class Guard:
                 if soft == resource.RLIM_INFINITY or cap < soft:
                     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
                     self._rlimit = (soft, hard)
-        global _guarded, _next_hook
         if sys.unraisablehook is not _unraisable:
             _next_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
         _guarded = True
@@ -145,14 +152,11 @@ class Guard:
         global _guarded
         if not self._armed:
             return
+        signal.setitimer(signal.ITIMER_REAL, 0)  # before unguarding: a late alarm still raises Timeout here
         _guarded = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
         if self._rlimit is not None:
             resource.setrlimit(resource.RLIMIT_AS, self._rlimit)
             self._rlimit = None
-        if self._previous is not None:
-            signal.signal(signal.SIGALRM, self._previous)
-            self._previous = None
 
 
 def cap_child(pid: int, max_memory: int) -> None:

@@ -302,20 +302,12 @@ def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int,
 
 
 def minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool = True, key: tuple | None = None) -> Failure:
-    """Shrink ``failure.conversation`` while ``check`` still fails with the same severity; re-run the check
-    on the result with ``pair.detailed`` on, so its TokenDiff names every message."""
-    pair.detailed = True
-    try:
-        return _minimal(pair, check, failure, shrinking, key)
-    finally:
-        pair.detailed = False
-
-
-def _minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool, key: tuple | None) -> Failure:
+    """Shrink ``failure.conversation`` while ``check`` still fails with the same severity; the check re-runs on
+    detailed cases (``Pair.case(detailed=True)``), so the reported TokenDiff names every message."""
 
     def fails(conv: Conversation) -> Failure | None:
         try:
-            got = check.run(pair.case(conv))
+            got = check.run(pair.case(conv, detailed=True))
         except (Skip, RenderRejected, ConversationError):
             return None
         if got is None or not any(_same_class(key, want) for key in class_keys(got, control)):

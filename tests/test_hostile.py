@@ -107,3 +107,30 @@ except Timeout:
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout.strip() == "stopped 0.1", proc.stdout + proc.stderr
     assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_alarm_handler_stays_installed_and_alarms_outside_a_guard_reach_the_handler_before_it():
+    """Guard installs its SIGALRM handler once (not per render): a loop is still stopped, an alarm outside any
+    guarded block still reaches the handler that was there before (also one installed between two guards)."""
+    code = """
+import signal
+from harness.limits import Guard, Limits, Timeout
+seen = []
+def loop():
+    try:
+        with Guard(Limits(timeout=0.05)):
+            while True:
+                pass
+    except Timeout:
+        seen.append("timeout")
+signal.signal(signal.SIGALRM, lambda *a: seen.append("first"))
+loop()
+signal.setitimer(signal.ITIMER_REAL, 0.01); __import__("time").sleep(0.2)
+signal.signal(signal.SIGALRM, lambda *a: seen.append("second"))
+loop()
+signal.setitimer(signal.ITIMER_REAL, 0.01); __import__("time").sleep(0.2)
+print(" ".join(seen))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.strip() == "timeout first timeout second", proc.stdout + proc.stderr

@@ -48,10 +48,9 @@ def test_diagnosis_matches_the_real_divergence(qwen):
     from harness.conversation import Conversation
 
     pair = make_pair(qwen, "llamafactory:qwen", "hf:.")
-    pair.detailed = True
     conv = Conversation.from_openai({"messages": [{"role": "system", "content": ""}, {"role": "user", "content": "hi"},
                                                   {"role": "assistant", "content": "ok"}]})
-    failure = CHECKS["prompt-prefix"].run(pair.case(conv))
+    failure = CHECKS["prompt-prefix"].run(pair.case(conv, detailed=True))
     assert failure is not None and "'You'" in failure.diff.headline()
     assert lftable.diagnose("qwen", "prompt-prefix", failure).startswith("LF trains `system or default_system`")
     assert lftable.diagnose("mistral", "prompt-prefix", failure).startswith("undiagnosed")

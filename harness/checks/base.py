@@ -72,15 +72,48 @@ class Skip(Exception):
     """The check does not apply to this pair (e.g. the model has no BOS)."""
 
 
+_UNSET: Any = object()
+
+
+class PairCache:
+    """What checks compute once per pair (named slots) or once per conversation shape (a bounded table)."""
+
+    __slots__ = ("added_ids", "stop_text", "stop_static", "_shapes")
+    #: shape results kept before the table starts over (a sweep of many distinct shapes stays bounded)
+    MAX_SHAPES = 50_000
+
+    def __init__(self) -> None:
+        self.added_ids: Any = _UNSET  # stop-advice: the deploy tokenizer's added (control) token ids
+        self.stop_text: Any = _UNSET  # stop-advice: the StopText of a plain two-turn conversation (or None)
+        self.stop_static: Any = _UNSET  # stop-words: the pair's stop ids and notes
+        self._shapes: dict[tuple[str, Any], Any] = {}
+
+    def per_pair(self, slot: Literal["added_ids", "stop_text", "stop_static"], compute: Callable[[], Any]) -> Any:
+        """The value of ``slot``, computed on first use (an exception from ``compute`` caches nothing)."""
+        value = getattr(self, slot)
+        if value is _UNSET:
+            value = compute()
+            setattr(self, slot, value)
+        return value
+
+    def per_shape(self, check: str, shape: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per (check, conversation shape)."""
+        key = (check, shape)
+        if key not in self._shapes:
+            value = compute()
+            if len(self._shapes) > self.MAX_SHAPES:
+                self._shapes.clear()
+            self._shapes[key] = value
+        return self._shapes[key]
+
+
 @dataclass
 class Pair:
     """A training renderer and a deploy renderer over one tokenizer."""
 
     train: "Renderer"
     deploy: "Renderer"
-    _shapes: dict = field(default_factory=dict, repr=False, compare=False)
-    #: name every message in TokenDiffs (costs a render per message): on for reported failures only
-    detailed: bool = field(default=False, repr=False, compare=False)
+    cache: PairCache = field(default_factory=PairCache, repr=False, compare=False)
 
     @property
     def tokenizer(self) -> "Tokenizer":
@@ -90,28 +123,43 @@ class Pair:
     def name(self) -> str:
         return f"{self.train.spec} vs {self.deploy.spec}"
 
-    def case(self, conv: "Conversation") -> "Case":
-        return Case(self, conv)
-
-    def by_shape(self, check: str, conv: "Conversation", run: Callable[["Case"], "Failure | None"]) -> "Failure | None":
-        """Run ``run`` on the plain variant of ``conv`` once per conversation shape (structural checks)."""
-        from harness.conversation import plain_variant, shape_key
-
-        key = (check, shape_key(conv))
-        if key not in self._shapes:
-            if len(self._shapes) > 50_000:
-                self._shapes.clear()
-            self._shapes[key] = run(self.case(plain_variant(conv)))
-        return self._shapes[key]
+    def case(self, conv: "Conversation", *, detailed: bool = False) -> "Case":
+        """``conv`` on this pair; ``detailed`` cases name every message in their TokenDiffs (reported failures)."""
+        return Case(self, conv, detailed=detailed)
 
 
 class Case:
-    """One conversation on one pair; renders each side at most once per prompt."""
+    """One conversation on one pair; renders each side at most once per prompt.
 
-    def __init__(self, pair: Pair, conv: "Conversation") -> None:
-        self.pair, self.conv = pair, conv
+    A ``detailed`` case (built for reported failures only) renders prompts with offsets and spans and names
+    every message in its TokenDiffs (a render per message); the cases it makes for variants are detailed too."""
+
+    def __init__(self, pair: Pair, conv: "Conversation", *, detailed: bool = False) -> None:
+        self.pair, self.conv, self.detailed = pair, conv, detailed
         self._train: "Encoded | None" = None
         self._prompts: dict[tuple[int, bool], "Encoded"] = {}
+        self._histories: dict[tuple[int, int], str | None] = {}
+        self._plains: dict[int, tuple["Conversation", "Case"]] = {}
+
+    def variant(self, conv: "Conversation") -> "Case":
+        """Another conversation (a variant a check builds) on the same pair, as detailed as this case."""
+        return Case(self.pair, conv, detailed=self.detailed)
+
+    def by_shape(self, check: str, conv: "Conversation", run: Callable[["Case"], "Failure | None"]) -> "Failure | None":
+        """Run ``run`` on the plain variant of ``conv`` once per conversation shape (structural checks)."""
+        from harness.conversation import shape_key
+
+        return self.pair.cache.per_shape(check, shape_key(conv), lambda: run(self.plain(conv)))
+
+    def plain(self, conv: "Conversation") -> "Case":
+        """The plain variant of ``conv`` (this case's conversation or a prefix of it), one Case shared by every
+        structural check."""
+        from harness.conversation import plain_variant
+
+        hit = self._plains.get(id(conv))
+        if hit is None:  # keyed by identity (conversations with tools are not hashable); the entry keeps conv alive
+            hit = self._plains[id(conv)] = (conv, self.variant(plain_variant(conv)))
+        return hit[1]
 
     @property
     def train(self) -> "Encoded":
@@ -122,8 +170,8 @@ class Case:
 
     def prompt(self, k: int, *, detail: bool = False) -> "Encoded":
         """The deploy prompt for answer ``k`` (``messages[:k]`` + generation prompt). ``detail`` (always on
-        while ``pair.detailed``) adds offsets and message spans."""
-        detail = detail or self.pair.detailed
+        in a detailed case) adds offsets and message spans."""
+        detail = detail or self.detailed
         key = (k, detail)
         if key not in self._prompts:
             self._prompts[key] = self.pair.deploy.render(self.conv.prefix(k), add_generation_prompt=True,
@@ -133,19 +181,28 @@ class Case:
     def diff(self, train_ids: Any, deploy: "Encoded", k: int | None = None) -> TokenDiff:
         """TokenDiff of training ids vs a deploy prompt (for answer ``k``), regions named per message."""
         k = len(self.conv.messages) if k is None else k
-        detailed = self.pair.detailed
+        detailed = self.detailed
         return TokenDiff.compute(train_ids, deploy.ids, piece=self.pair.tokenizer.piece, train_enc=self.train,
                                  deploy_enc=deploy,
                                  train_bounds=self.bounds(self.pair.train, len(self.conv.messages)) if detailed else None,
                                  deploy_bounds=self.bounds(self.pair.deploy, k) if detailed else None)
 
+    def history(self, renderer: "Renderer", i: int) -> str | None:
+        """``renderer``'s text of ``messages[:i]`` without generation prompt (None: rejected), once per case."""
+        key = (id(renderer), i)
+        if key not in self._histories:
+            try:
+                self._histories[key] = renderer.render_text(self.conv.prefix(i), add_generation_prompt=False)
+            except RenderRejected:
+                self._histories[key] = None
+        return self._histories[key]
+
     def bounds(self, renderer: "Renderer", k: int) -> list[int]:
-        """Char end of each of the first ``k`` messages in ``renderer``'s rendering (only built for diffs)."""
+        """Char end of each of the first ``k`` messages in ``renderer``'s rendering (up to the first rejected)."""
         out = []
         for i in range(1, k + 1):
-            try:
-                text = renderer.render_text(self.conv.prefix(i), add_generation_prompt=False)
-            except RenderRejected:
+            text = self.history(renderer, i)
+            if text is None:
                 return out
             out.append(len(text))
         return out

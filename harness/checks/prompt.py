@@ -165,10 +165,7 @@ def _in_header(base: str | None, p_text: str, c: int) -> bool:
 
 def _base(case: Case, k: int) -> str | None:
     """The deploy rendering of ``messages[:k]`` without the generation prompt."""
-    try:
-        return case.pair.deploy.render_text(case.conv.prefix(k), add_generation_prompt=False)
-    except RenderRejected:
-        return None
+    return case.history(case.pair.deploy, k)
 
 
 def _by_region(case: Case, ans: "Answer", c: int, p_seg: str, t_seg: str) -> tuple[str, str]:
@@ -253,9 +250,7 @@ def _explain(k: int, cause: str, where: str, rewritten: bool) -> str:
 
 def _plain_holds(case: Case, k: int) -> bool:
     """Does answer ``k``'s prompt agree on the plain-text variant of this conversation (same shape)?"""
-    from harness.conversation import plain_variant
-
-    plain = case.pair.case(plain_variant(case.conv))
+    plain = case.plain(case.conv)
     try:
         return prompt_holds(plain.prompt(k).ids, plain.train.ids, plain.train.answer(k))
     except (RenderRejected, KeyError):
@@ -319,13 +314,13 @@ def system(case: Case) -> Failure | None:
     if not case.conv.assistant_indices:
         return None
     first = case.conv.assistant_indices[0]
-    return case.pair.by_shape("system", case.conv.prefix(first + 1), _system_variants)
+    return case.by_shape("system", case.conv.prefix(first + 1), _system_variants)
 
 
 def _system_variants(case: Case) -> Failure | None:
     found: list[tuple[str, str, Failure | None]] = []
     for label, text, cause in _VARIANTS:
-        variant = case.pair.case(_with_system(case.conv, text))
+        variant = case.variant(_with_system(case.conv, text))
         answers = variant.train.answers  # none when training trains nothing of it (an empty answer, no end token)
         failure = compare_prompt(variant, "system", answers[0]) if answers else None
         found.append((label, cause, failure if failure is not None and failure.severity == "error" else None))

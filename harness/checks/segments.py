@@ -10,7 +10,7 @@ def segments(case: Case) -> Failure | None:
     failure = _segments(case)
     if failure is None:
         return None
-    plain = case.pair.by_shape("segments", case.conv, _segments)
+    plain = case.by_shape("segments", case.conv, _segments)
     if plain is None:  # the same shape with plain texts encodes the same: the data made the merge
         from dataclasses import replace
 

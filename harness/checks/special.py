@@ -295,7 +295,7 @@ def special_tokens(case: Case) -> Failure | None:
         prompt = case.prompt(last)
     except RenderRejected as exc:
         return deploy_rejected(case, "special-tokens", last, exc)
-    failure = case.pair.by_shape("special-tokens", case.conv, _template_control_text)
+    failure = case.by_shape("special-tokens", case.conv, _template_control_text)
     if failure:
         return failure
     specials = case.pair.tokenizer.special_tokens

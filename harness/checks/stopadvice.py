@@ -40,10 +40,7 @@ def is_control(pair: "Pair", token_id: int | None) -> bool:
 
 
 def _added_ids(pair: "Pair") -> frozenset[int]:
-    key = ("stop-advice", "added")
-    if key not in pair._shapes:
-        pair._shapes[key] = frozenset(pair.tokenizer.added_tokens.values())
-    return pair._shapes[key]
+    return pair.cache.per_pair("added_ids", lambda: frozenset(pair.tokenizer.added_tokens.values()))
 
 
 def piece(pair: "Pair", token_id: int) -> str:
@@ -69,10 +66,7 @@ def stop_string(tail: str, follow: str) -> str | None:
 
 def stop_text(pair: "Pair") -> StopText | None:
     """The stop string of a plain two-turn conversation's first answer in the training rendering (once per pair)."""
-    key = ("stop-advice", "text")
-    if key not in pair._shapes:
-        pair._shapes[key] = _stop_text(pair)
-    return pair._shapes[key]
+    return pair.cache.per_pair("stop_text", lambda: _stop_text(pair))
 
 
 def _stop_text(pair: "Pair") -> StopText | None:

@@ -62,10 +62,10 @@ class _End:
 
 
 def _static(pair: "Pair") -> _Static:
-    key = ("stop-words", "static")
-    hit = pair._shapes.get(key)
-    if hit is not None:
-        return hit
+    return pair.cache.per_pair("stop_static", lambda: _read_static(pair))
+
+
+def _read_static(pair: "Pair") -> _Static:
     deploy_stops = getattr(pair.deploy, "stop_ids", None)
     if deploy_stops is None:
         raise Skip(f"the deploy side {pair.deploy.spec!r} has no stop ids")
@@ -84,10 +84,8 @@ def _static(pair: "Pair") -> _Static:
     tok = pair.tokenizer
     special = frozenset(tok.added_tokens[t] for t in tok.special_tokens if t in tok.added_tokens)
     declared = getattr(pair.deploy, "declared_stop_ids", None)
-    out = _Static(train_stops, frozenset(deploy_stops), special, "; ".join(notes),
-                  None if declared is None else frozenset(declared))
-    pair._shapes[key] = out
-    return out
+    return _Static(train_stops, frozenset(deploy_stops), special, "; ".join(notes),
+                   None if declared is None else frozenset(declared))
 
 
 def _ends(case: Case, static: _Static) -> tuple[_End, ...]:
@@ -107,18 +105,17 @@ def _ends(case: Case, static: _Static) -> tuple[_End, ...]:
 
 
 def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure | None]:
-    """End ids of the plain variant of ``case.conv`` (cached per shape) and the error, if any."""
+    """End ids of the plain variant of ``case.conv`` (cached per plain variant) and the error, if any."""
     from harness.conversation import plain_variant
 
-    pair = case.pair
-    variant = plain_variant(case.conv)
     # keyed by the plain variant itself: conversations of one shape_key may differ in length, and a key that
     # depended on which of them came first would make counts depend on the order of the sweep (--jobs, --shard)
-    key = ("stop-words", variant.to_json())
-    hit = pair._shapes.get(key)
-    if hit is not None:
-        return hit
-    plain = pair.case(variant)
+    return case.pair.cache.per_shape("stop-words", plain_variant(case.conv).to_json(),
+                                     lambda: _structural_plain(case.plain(case.conv), static))
+
+
+def _structural_plain(plain: Case, static: _Static) -> tuple[tuple[_End, ...], Failure | None]:
+    pair = plain.pair
     ends = _ends(plain, static)
     failure = None
     for e in ends:
@@ -146,9 +143,6 @@ def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure 
         break
     if failure is None and static.declared is not None:
         failure = _undeclared(plain, ends, static)
-    if len(pair._shapes) > 50_000:
-        pair._shapes.clear()
-    pair._shapes[key] = (ends, failure)
     return ends, failure
 
 
