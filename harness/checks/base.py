@@ -139,17 +139,26 @@ class Case:
         self._train: "Encoded | None" = None
         self._prompts: dict[tuple[int, bool], "Encoded"] = {}
         self._histories: dict[tuple[int, int], str | None] = {}
-        self._plains: dict[int, tuple["Conversation", "Case"]] = {}
+        self._plains: dict[int, tuple] = {}  # id(conv) -> (conv, plain Case[, its JSON key])
 
     def variant(self, conv: "Conversation") -> "Case":
         """Another conversation (a variant a check builds) on the same pair, as detailed as this case."""
         return Case(self.pair, conv, detailed=self.detailed)
 
     def by_shape(self, check: str, conv: "Conversation", run: Callable[["Case"], "Failure | None"]) -> "Failure | None":
-        """Run ``run`` on the plain variant of ``conv`` once per conversation shape (structural checks)."""
-        from harness.conversation import shape_key
+        """Run ``run`` on the plain variant of ``conv`` once per distinct plain variant (structural checks).
 
-        return self.pair.cache.per_shape(check, shape_key(conv), lambda: run(self.plain(conv)))
+        The key is the plain variant itself, so the result never depends on which conversation met it first:
+        counts are the same in any sweep order (``--jobs``, ``--shard``)."""
+        return self.pair.cache.per_shape(check, self.plain_key(conv), lambda: run(self.plain(conv)))
+
+    def plain_key(self, conv: "Conversation") -> str:
+        """The plain variant of ``conv`` as JSON: the exact key of every per-shape result."""
+        self.plain(conv)
+        hit = self._plains[id(conv)]
+        if len(hit) == 2:
+            hit = self._plains[id(conv)] = (*hit, hit[1].conv.to_json())
+        return hit[2]
 
     def plain(self, conv: "Conversation") -> "Case":
         """The plain variant of ``conv`` (this case's conversation or a prefix of it), one Case shared by every

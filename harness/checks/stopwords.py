@@ -106,11 +106,7 @@ def _ends(case: Case, static: _Static) -> tuple[_End, ...]:
 
 def _structural(case: Case, static: _Static) -> tuple[tuple[_End, ...], Failure | None]:
     """End ids of the plain variant of ``case.conv`` (cached per plain variant) and the error, if any."""
-    from harness.conversation import plain_variant
-
-    # keyed by the plain variant itself: conversations of one shape_key may differ in length, and a key that
-    # depended on which of them came first would make counts depend on the order of the sweep (--jobs, --shard)
-    return case.pair.cache.per_shape("stop-words", plain_variant(case.conv).to_json(),
+    return case.pair.cache.per_shape("stop-words", case.plain_key(case.conv),
                                      lambda: _structural_plain(case.plain(case.conv), static))
 
 
