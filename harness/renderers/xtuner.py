@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConversationError, InputError, RenderRejected, SpecError
 from harness.renderers._common import locate_spans
-from harness.renderers.base import Answer, Encoded
+from harness.renderers.base import Answer, Encoded, TrainRenderer
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
@@ -92,10 +92,9 @@ def _reject_tool(i: int, m: "Message") -> None:
                                       "no tool messages")
 
 
-class XTunerRenderer:
+class XTunerRenderer(TrainRenderer):
     """Training side: XTuner's ``template_map_fn`` + ``encode_fn`` on whole conversations."""
 
-    side = "train"
     encode_mode = "segments"  # each turn piece is encoded on its own: the segments check applies
 
     def __init__(self, spec: str, tokenizer: "Tokenizer", arg: str, options: dict[str, Any]) -> None:
@@ -323,6 +322,10 @@ class XTunerRenderer:
     def render_text(self, conv: "Conversation", *, add_generation_prompt: bool = False) -> str:
         """The uncut piece text of ``conv`` (any prefix; a user turn's INSTRUCTION holds the assistant header)."""
         return self._layout(conv, complete=False)["text"]
+
+    @property
+    def template_stop_words(self) -> tuple[str, ...]:
+        return tuple(self.template.get("STOP_WORDS", ()) or ())
 
     def describe(self) -> dict[str, Any]:
         t = self.template
