@@ -72,6 +72,8 @@ MAX_OUTPUT = positive_int(64 << 20, f"characters per rendered prompt (default {D
 MAX_MEMORY = positive_int(16384, f"MiB of new memory per render (default {DEFAULT_MAX_MEMORY >> 20})")
 STOP = Option("TEXT|TEXT (non-empty strings joined with '|') or a JSON list of strings", _stop)
 LIMITS = {"timeout": TIMEOUT, "max_output": MAX_OUTPUT, "max_memory": MAX_MEMORY}
+#: options checked here and then passed to a Jinja template as variables
+TEMPLATE_VARIABLES = ("enable_thinking",)
 JINJA = {**LIMITS, "stop": STOP, "add_special_tokens": boolean(), "enable_thinking": boolean(),
          "template": Option("the name of one of the model dir's chat templates (default, tool_use, ...)",
                             lambda v: isinstance(v, str) and bool(v))}
@@ -88,6 +90,7 @@ LLAMAFACTORY = {
     "cutoff_len": positive_int(1 << 24, "tokens"),
     "tokenize": choice("harness", "hf"),
 }
+XTUNER = {"max_length": positive_int(1 << 24, "tokens (XTuner's encode_fn cut)")}
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 

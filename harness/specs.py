@@ -140,9 +140,10 @@ def _selection(spec: Spec, named: dict[str, str], model_dir: Path | None) -> Sel
 
 
 def _jinja_kwargs(spec: Spec) -> dict[str, Any]:
-    """The options that are template variables (not one of the kind's own)."""
-    known = KINDS[spec.kind].options
-    return {k: v for k, v in spec.options.items() if k not in known}
+    """The options that are template variables: none of the ``hf``/``jinja`` options, except the ones checked
+    and passed on (``opt.TEMPLATE_VARIABLES``)."""
+    own = (set(KINDS["hf"].options) | set(KINDS["jinja"].options)) - set(opt.TEMPLATE_VARIABLES)
+    return {k: v for k, v in spec.options.items() if k not in own}
 
 
 def _build_jinja(spec: Spec, tokenizer: "Tokenizer", cls: type) -> "Renderer":
@@ -205,8 +206,6 @@ def _build_llamafactory_ollama(spec: Spec, tokenizer: "Tokenizer") -> "Renderer"
     from harness.renderers.llamafactory.export import build_export_modelfile
 
     return build_export_modelfile(str(spec), tokenizer, spec.arg, dict(spec.options))
-
-
 
 
 def build_renderer(text: str, tokenizer: "Tokenizer", *, side: str) -> "Renderer":
@@ -318,6 +317,6 @@ for _kind in (
     Kind("paddlenlp", ("train",), _build_paddlenlp, "PaddleNLP's SFT encoding of a chat_template.json",
          {"max_length": opt.positive_int(1 << 24, "tokens"), "src_length": opt.positive_int(1 << 24, "tokens")}),
     Kind("xtuner", ("train",), _build_xtuner, "XTuner's template_map_fn + encode_fn (a template or a config .py)",
-         {"max_length": opt.positive_int(1 << 24, "tokens (XTuner's encode_fn cut)")}),
+         opt.XTUNER),
 ):
     register(_kind)

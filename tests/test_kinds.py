@@ -53,3 +53,11 @@ def test_llamafactory_options_follow_the_one_rule(qwen, options):
 
     with pytest.raises(SpecError, match="not accepted|unknown option"):
         LlamaFactoryRenderer("llamafactory:qwen", qwen, "qwen", options)
+
+
+def test_checked_template_variables_still_reach_the_template(qwen):
+    """``enable_thinking`` is both checked (true|false) and passed on; the kind's own options are not."""
+    train = build_renderer("jinja:.,enable_thinking=false,foo=1,timeout=3,max_length=64", qwen, side="train")
+    assert train.template_kwargs == {"enable_thinking": False, "foo": 1}
+    deploy = build_renderer("hf:.,enable_thinking=true,max_model_len=64", qwen, side="deploy")
+    assert deploy.template_kwargs == {"enable_thinking": True}

@@ -29,7 +29,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import ConversationError, InputError, RenderRejected, SpecError
+from harness.errors import ConversationError, InputError, RenderRejected
+from harness.options import XTUNER, check_options
 from harness.renderers._common import locate_spans
 from harness.renderers.base import Answer, Encoded, TrainRenderer
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
     from harness.tokenizer import Tokenizer
 
-OPTIONS = ("max_length",)
 #: transformers 5 class name → the name transformers 4.48's AutoTokenizer gives the same tokenizer
 _V4_NAMES = {"TokenizersBackend": "PreTrainedTokenizerFast"}
 _SLOW_ONLY = ("ChatGLMTokenizer", "QWenTokenizer")  # remote-code tokenizers without a fast class
@@ -102,9 +102,7 @@ class XTunerRenderer(TrainRenderer):
 
         self.spec, self.tokenizer = spec, tokenizer
         self.config = None
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise SpecError(f"spec={spec!r}: unknown option(s) {', '.join(unknown)}; xtuner takes max_length=N")
+        check_options("xtuner", spec, options, XTUNER)
         if arg.endswith(".py") or "/" in arg:
             from harness.xtuner_config import read_config
 

@@ -1,4 +1,5 @@
-"""``llamafactory-jinja:`` / ``llamafactory-ollama:`` — what LLaMA-Factory's export writes, served as the engine serves it."""
+"""``llamafactory-jinja:`` / ``llamafactory-ollama:`` — what LLaMA-Factory's export writes, served as the engine
+serves it."""
 
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ from harness.renderers.ollama.modelfile import Modelfile
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
+    from harness.tokenizer import Tokenizer
 
 #: Token texts llama.cpp treats as end of generation whatever the GGUF says (llama-vocab.cpp's EOG/EOT lists).
 LLAMA_CPP_EOG_TEXTS = (
