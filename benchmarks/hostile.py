@@ -107,9 +107,10 @@ def _peak_mib() -> float:
 
 def _close_renderers() -> None:
     """Stop (and reap) renderer processes, so their peak RSS counts in RUSAGE_CHILDREN."""
-    from harness.renderers import ollama, tgi
+    from harness.renderers import tgi
+    from harness.renderers.ollama import gorender
 
-    for proc in list(ollama._PROCESSES.values()):
+    for proc in list(gorender._PROCESSES.values()):
         proc.close()
     tgi.compile_template.cache_clear()
     import gc

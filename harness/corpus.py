@@ -125,7 +125,8 @@ def lf_templates(names: Sequence[str] | None = None) -> list[Template]:
     saves (``replace_eos``) is noted, not added as a stop: in the zoo families it already is a deploy stop (Llama-3's
     ``<|eot_id|>``), elsewhere it is no token of the stand-in tokenizer."""
     from harness.api import load_model
-    from harness.renderers.llamafactory import export_jinja, import_llamafactory, known_templates
+    from harness.renderers.llamafactory.export import export_jinja
+    from harness.renderers.llamafactory.upstream import import_llamafactory, known_templates
 
     lf = import_llamafactory()
     logging.getLogger("llamafactory").setLevel(logging.ERROR)  # its INFO lines go to stdout, where the table goes

@@ -175,7 +175,7 @@ def _verdict(c) -> str:
 
 
 def render(results: list[tuple[str, str, object]], examples: int, seed: int) -> str:
-    from harness.renderers.llamafactory import import_llamafactory
+    from harness.renderers.llamafactory.upstream import import_llamafactory
 
     version = import_llamafactory().VERSION
     lines = [

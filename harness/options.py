@@ -1,6 +1,9 @@
-"""Every option of every spec kind, validated in one place; a refusal names the value and the accepted ones.
+"""Option tables and the one rule that checks them; a refusal names the value and the accepted ones.
 
->>> check_options("ollama", "ollama:M,think=maybe", {"think": "maybe"})
+Each :class:`harness.specs.Kind` lists its options from here; spec options, config-file values (a
+LLaMA-Factory YAML) and :func:`limits_of` all go through :func:`check_options` / :func:`check_value`.
+
+>>> check_options("ollama", "ollama:M,think=maybe", {"think": "maybe"}, OLLAMA)
 Traceback (most recent call last):
 ...
 harness.errors.SpecError: spec='ollama:M,think=maybe': think='maybe' is not accepted; think takes auto|true|false|low|medium|high
@@ -33,16 +36,16 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _bool() -> Option:
+def boolean() -> Option:
     return Option("true|false", lambda v: isinstance(v, bool))
 
 
-def _choice(*values: Any) -> Option:
+def choice(*values: Any) -> Option:
     names = "|".join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
     return Option(names, lambda v: any(v == x and type(v) is type(x) for x in values))
 
 
-def _positive_int(maximum: int, unit: str) -> Option:
+def positive_int(maximum: int, unit: str) -> Option:
     return Option(f"a whole number of {unit} from 1 to {maximum:,}", lambda v: _is_int(v) and 0 < v <= maximum)
 
 
@@ -65,55 +68,43 @@ def _text(v: Any) -> bool:
 
 TIMEOUT = Option(f"a positive finite number of seconds, at most {MAX_TIMEOUT:g} (default {DEFAULT_TIMEOUT:g})",
                  lambda v: _number(v) and 0 < v <= MAX_TIMEOUT)
-MAX_OUTPUT = _positive_int(64 << 20, f"characters per rendered prompt (default {DEFAULT_MAX_OUTPUT:,})")
-MAX_MEMORY = _positive_int(16384, f"MiB of new memory per render (default {DEFAULT_MAX_MEMORY >> 20})")
+MAX_OUTPUT = positive_int(64 << 20, f"characters per rendered prompt (default {DEFAULT_MAX_OUTPUT:,})")
+MAX_MEMORY = positive_int(16384, f"MiB of new memory per render (default {DEFAULT_MAX_MEMORY >> 20})")
 STOP = Option("TEXT|TEXT (non-empty strings joined with '|') or a JSON list of strings", _stop)
 LIMITS = {"timeout": TIMEOUT, "max_output": MAX_OUTPUT, "max_memory": MAX_MEMORY}
-JINJA = {**LIMITS, "stop": STOP, "add_special_tokens": _bool(), "enable_thinking": _bool(),
+#: options checked here and then passed to a Jinja template as variables
+TEMPLATE_VARIABLES = ("enable_thinking",)
+JINJA = {**LIMITS, "stop": STOP, "add_special_tokens": boolean(), "enable_thinking": boolean(),
          "template": Option("the name of one of the model dir's chat templates (default, tool_use, ...)",
                             lambda v: isinstance(v, str) and bool(v))}
-OLLAMA = {**LIMITS, "think": _choice("auto", True, False, "low", "medium", "high"), "eog": _choice("llama.cpp", "off"),
-          "add_bos": _bool(), "num_ctx": _positive_int(1 << 24, "tokens (Ollama's context: drop-oldest fitting)")}
+OLLAMA = {**LIMITS, "think": choice("auto", True, False, "low", "medium", "high"), "eog": choice("llama.cpp", "off"),
+          "add_bos": boolean(), "num_ctx": positive_int(1 << 24, "tokens (Ollama's context: drop-oldest fitting)")}
 LLAMAFACTORY = {
     "default_system": Option("text", _text),
-    "enable_thinking": _bool(),
-    "preserve_thinking": _bool(),
+    "enable_thinking": boolean(),
+    "preserve_thinking": boolean(),
     "tool_format": Option("a LLaMA-Factory tool format name (default, qwen, llama3, glm4, mistral, ...)",
                           lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_]+", v) is not None),
-    "train_on_prompt": _bool(),
-    "mask_history": _bool(),
-    "cutoff_len": _positive_int(1 << 24, "tokens"),
-    "tokenize": _choice("harness", "hf"),
+    "train_on_prompt": boolean(),
+    "mask_history": boolean(),
+    "cutoff_len": positive_int(1 << 24, "tokens"),
+    "tokenize": choice("harness", "hf"),
 }
-
-#: kind -> (its options, whether other keys are passed to the template as variables)
-KIND_OPTIONS: dict[str, tuple[Mapping[str, Option], bool]] = {
-    "hf": ({**JINJA, "max_model_len": _positive_int(1 << 24, "tokens (vLLM --max-model-len)")}, True),
-    "jinja": ({**JINJA, "encode": _choice("whole", "segments"), "max_length": _positive_int(1 << 24, "tokens (TRL)"),
-               "truncation_mode": _choice("keep_start", "keep_end")}, True),
-    "ollama": (OLLAMA, False),
-    "tgi": ({**LIMITS, "fuel": _positive_int(10**9, "template instructions"), "stop": STOP}, False),
-    "lmdeploy": ({"session_len": _positive_int(1 << 24, "tokens (LMDeploy --session-len)")}, False),
-    "llamafactory": (LLAMAFACTORY, False),
-    "llamafactory-jinja": ({**LLAMAFACTORY, "generated": _bool()}, False),
-    "llamafactory-ollama": ({**LLAMAFACTORY, **{k: OLLAMA[k] for k in ("think", "eog", "add_bos")}}, False),
-    "paddlenlp": ({"max_length": _positive_int(1 << 24, "tokens"), "src_length": _positive_int(1 << 24, "tokens")},
-                  False),
-    "xtuner": ({"max_length": _positive_int(1 << 24, "tokens (XTuner's encode_fn cut)")}, False),
-}
+XTUNER = {"max_length": positive_int(1 << 24, "tokens (XTuner's encode_fn cut)")}
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
-def check_options(kind: str, spec: str, options: Mapping[str, Any]) -> None:
-    """Raise SpecError for an unknown option or a value outside its accepted ones (template variables pass)."""
-    table, passthrough = KIND_OPTIONS.get(kind, ({}, False))
+def check_options(kind: str, spec: str, options: Mapping[str, Any], table: Mapping[str, Option], *,
+                  template_vars: bool = False) -> None:
+    """Raise SpecError for an unknown option or a value outside its accepted ones (with ``template_vars``,
+    other well-formed names pass: they are template variables)."""
     for key, value in options.items():
         option = table.get(key)
         if option is None:
-            if passthrough and _NAME.fullmatch(key):
+            if template_vars and _NAME.fullmatch(key):
                 continue
-            what = "template variable names start with a letter" if passthrough else _listing(kind, table)
+            what = "template variable names start with a letter" if template_vars else _listing(kind, table)
             raise SpecError(f"spec={spec!r}: unknown option {key!r}; {what}")
         if not option.ok(value):
             raise SpecError(f"spec={spec!r}: {key}={_show(value)} is not accepted; {key} takes {option.accepted}")
@@ -128,7 +119,11 @@ def check_value(where: str, key: str, value: Any, table: Mapping[str, Option]) -
 
 
 def limits_of(options: Mapping[str, Any], default_timeout: float = DEFAULT_TIMEOUT) -> Limits:
-    """The :class:`Limits` a (checked) spec asks for: ``timeout=``, ``max_output=`` chars, ``max_memory=`` MiB."""
+    """The :class:`Limits` a spec asks for: ``timeout=``, ``max_output=`` chars, ``max_memory=`` MiB (each value
+    checked by the same rule as a spec option: ``timeout=true`` is refused, never read as 1 s)."""
+    for key in LIMITS:
+        if key in options:
+            check_value("limits", key, options[key], LIMITS)
     memory = options.get("max_memory")
     return Limits(timeout=float(options.get("timeout", default_timeout)),
                   max_output=int(options.get("max_output", DEFAULT_MAX_OUTPUT)),

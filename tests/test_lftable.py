@@ -9,7 +9,7 @@ import pytest
 from harness.errors import InputError
 
 try:
-    from harness.renderers.llamafactory import import_llamafactory
+    from harness.renderers.llamafactory.upstream import import_llamafactory
 
     import_llamafactory()
 except InputError as exc:  # the optional extra is not installed

@@ -15,7 +15,7 @@ from harness.generate import generate
 from tests.conftest import fixture, result_of, sweep
 
 try:
-    from harness.renderers.llamafactory import import_llamafactory
+    from harness.renderers.llamafactory.upstream import import_llamafactory
 
     LF = import_llamafactory()
 except InputError as exc:  # the optional extra is not installed

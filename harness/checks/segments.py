@@ -25,7 +25,7 @@ def _segments(case: Case) -> Failure | None:
         raise Skip("the training side tokenises the whole string")
     tok = case.pair.tokenizer
     text = "".join(train.segments)
-    add = bool(getattr(case.pair.train, "add_special_tokens", False))
+    add = case.pair.train.add_special_tokens
     whole = tuple(tok.encode(text, add_special_tokens=add))
     if whole == train.ids:
         return None

@@ -266,7 +266,7 @@ def _template_control_text(plain: Case) -> Failure | None:
         return None
     last = plain.train.answers[-1].message
     sides = (("training", plain.train), ("deploy", plain.prompt(last, detail=True)))
-    vocab = _vocab(plain.pair.tokenizer, tuple(getattr(plain.pair.train, "added_tokens", ()) or ()))
+    vocab = _vocab(plain.pair.tokenizer, plain.pair.train.added_tokens)
     ranges = {side: _template_text(enc) for side, enc in sides}
     for side, enc in sides:
         misses = near_misses(enc.text or "", ranges[side], vocab)

@@ -47,8 +47,7 @@ def piece(pair: "Pair", token_id: int) -> str:
     """The text of ``token_id``; ids past the deploy vocab are read from the training side's tokenizer."""
     if token_id < len(pair.tokenizer):
         return pair.tokenizer.piece(token_id)
-    hf = getattr(pair.train, "hf", None)
-    return str(hf.decode([token_id], skip_special_tokens=False)) if hf is not None else ""
+    return pair.train.decode_extra(token_id)
 
 
 def stop_string(tail: str, follow: str) -> str | None:
@@ -116,7 +115,7 @@ def plain_end_advice(pair: "Pair", token_id: int | None) -> str:
     control = next((t for t in sorted(tok.added_tokens, key=len, reverse=True)
                     if found.text.lstrip("\n").startswith(t)), None)
     cid = tok.added_tokens[control] if control is not None else None
-    if cid is not None and cid in (getattr(pair.deploy, "stop_ids", None) or ()):
+    if cid is not None and cid in pair.deploy.stop_ids:
         return (f"{first} train the token that follows each answer: {control!r} (id {cid}) already stops the deploy "
                 "side, but training puts no loss on it after the answer — make it part of the trained answer (e.g. "
                 "inside the template's {% generation %} block)")

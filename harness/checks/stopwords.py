@@ -66,26 +66,23 @@ def _static(pair: "Pair") -> _Static:
 
 
 def _read_static(pair: "Pair") -> _Static:
-    deploy_stops = getattr(pair.deploy, "stop_ids", None)
-    if deploy_stops is None:
-        raise Skip(f"the deploy side {pair.deploy.spec!r} has no stop ids")
-    train_stops = frozenset(getattr(pair.train, "stop_ids", ()) or ())
-    desc = pair.train.describe()
+    deploy_stops = pair.deploy.stop_ids
+    train_stops = pair.train.stop_ids
+    train = pair.train
     notes = []
-    eos = (desc.get("tokenizer_changes") or {}).get("eos_token")
-    if eos:
-        notes.append(f"LLaMA-Factory's replace_eos changed the tokenizer eos from {eos['before']!r} to {eos['after']!r} "
+    if train.replaced_eos:
+        before, after = train.replaced_eos
+        notes.append(f"LLaMA-Factory's replace_eos changed the tokenizer eos from {before!r} to {after!r} "
                      "but never rewrites generation_config.json (hiyouga/LLaMA-Factory#9338)")
-    if desc.get("stop_words"):
-        notes.append(f"template stop words {desc['stop_words']}")
-    if desc.get("efficient_eos"):
+    if train.template_stop_words:
+        notes.append(f"template stop words {list(train.template_stop_words)}")
+    if train.efficient_eos:
         notes.append("efficient_eos: a non-final answer's eos is trained only as the label of the next prompt's "
                      "first id")
     tok = pair.tokenizer
     special = frozenset(tok.added_tokens[t] for t in tok.special_tokens if t in tok.added_tokens)
-    declared = getattr(pair.deploy, "declared_stop_ids", None)
-    return _Static(train_stops, frozenset(deploy_stops), special, "; ".join(notes),
-                   None if declared is None else frozenset(declared))
+    declared = pair.deploy.declared_stop_ids
+    return _Static(train_stops, frozenset(deploy_stops), special, "; ".join(notes), declared)
 
 
 def _ends(case: Case, static: _Static) -> tuple[_End, ...]:

@@ -18,20 +18,19 @@ Skipped when neither side truncates (no ``kept_messages`` on this conversation a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harness.checks.base import Case, Check, Failure, Skip, deploy_rejected
 from harness.errors import RenderRejected
 
-#: deploy renderer attributes that set a context limit (None / absent: the engine sends everything)
-LIMIT_ATTRS = ("num_ctx", "max_model_len", "session_len")
+if TYPE_CHECKING:
+    from harness.renderers.base import DeployRenderer
 
 
-def deploy_limit(renderer: object) -> str | None:
+def deploy_limit(renderer: "DeployRenderer") -> str | None:
     """``name=value`` of the deploy side's context limit, or None."""
-    for attr in LIMIT_ATTRS:
-        value = getattr(renderer, attr, None)
-        if value:
-            return f"{attr}={value}"
-    return None
+    limit = renderer.context_limit
+    return None if limit is None else str(limit)
 
 
 def _ranges(indices: tuple[int, ...]) -> str:

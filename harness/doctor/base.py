@@ -1,8 +1,8 @@
 """What a lint is, what it finds, and what it reads: a model dir (and deploy specs), never rendered in bulk.
 
 ``Context`` loads lazily and only through the harness's own loaders (``harness.api.load_model``,
-``harness.specs.build_renderer``, ``harness.modelfile``), so a bad input fails with their one-line message
-(exit 2). Nothing here writes to the model dir.
+``harness.specs.build_renderer``, ``harness.renderers.ollama.modelfile``), so a bad input fails with their one-line
+message (exit 2). Nothing here writes to the model dir.
 """
 
 from __future__ import annotations

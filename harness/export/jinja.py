@@ -4,7 +4,7 @@ Sources of truth: a ``jinja:`` training template is copied, with ``{% generation
 rewritten as ``{% if true %}``/``{% endif %}`` (same whitespace control, so the text is unchanged, and engines
 without transformers' generation extension, e.g. TGI's minijinja, can parse it); a ``llamafactory:`` template
 is what LLaMA-Factory's own export writes into tokenizer_config.json
-(:func:`harness.renderers.llamafactory.export_jinja`). Refused: a training side that picks one of several
+(:func:`harness.renderers.llamafactory.export.export_jinja`). Refused: a training side that picks one of several
 named templates per conversation (one file cannot; pin one with ``template=NAME``) or passes template
 variables (``enable_thinking=false``: a served request would not carry them).
 """
@@ -31,7 +31,7 @@ def strip_generation(source: str) -> str:
 
 def export(train: "Renderer", spec: "Spec") -> Artifact:
     if type(train).__name__ == "LlamaFactoryRenderer":
-        from harness.renderers.llamafactory import export_jinja
+        from harness.renderers.llamafactory.export import export_jinja
 
         source, _ = export_jinja(str(spec), train.tokenizer, spec.arg, dict(spec.options))
     else:

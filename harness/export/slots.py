@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from harness.export.base import ExportRefused
 
 if TYPE_CHECKING:
-    from harness.renderers.llamafactory import LlamaFactoryRenderer
+    from harness.renderers.llamafactory.renderer import LlamaFactoryRenderer
 
 CONTENT = "{{content}}"
 

@@ -1,4 +1,4 @@
-"""The renderer protocol: a conversation in, real token ids out.
+"""The renderer contract: a conversation in, real token ids out.
 
 A *training* renderer encodes whole conversations that end with an assistant turn, as its framework
 encodes them for the loss, and says where each answer starts and which ids carry loss. A *deploy*
@@ -7,8 +7,9 @@ renderer encodes the prompt an engine sends to the model for ``messages[:k]`` pl
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation
@@ -79,22 +80,75 @@ class Encoded:
         return None
 
 
-@runtime_checkable
-class Renderer(Protocol):
+@dataclass(frozen=True)
+class ContextLimit:
+    """A deploy engine's context limit: ``name`` is the engine's own option (``num_ctx``, ``max_model_len``,
+    ``session_len``), ``value`` its id count."""
+
+    name: str
+    value: int
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class Renderer(ABC):
     """What every renderer provides. ``stop_ids`` are the ids the engine stops on (deploy) or the
-    end-of-answer ids training appends (train)."""
+    end-of-answer ids training appends (train); ``describe()`` is provenance for reports, not an API."""
 
     spec: str
-    side: Side
+    side: ClassVar[Side]
     tokenizer: "Tokenizer"
+    #: whether the side tokenises with the tokenizer's special tokens (BOS/EOS) added around the text
+    add_special_tokens: bool = False
 
     @property
+    @abstractmethod
     def stop_ids(self) -> frozenset[int]: ...
 
-    def render(self, conv: "Conversation", *, add_generation_prompt: bool) -> Encoded:
-        """Deploy renderers also take ``detail=False``: ids and text only, no offsets or spans (the hot path)."""
-        ...
+    @abstractmethod
+    def render(self, conv: "Conversation", *, add_generation_prompt: bool) -> Encoded: ...
 
+    @abstractmethod
     def render_text(self, conv: "Conversation", *, add_generation_prompt: bool) -> str: ...
 
+    @abstractmethod
     def describe(self) -> dict[str, Any]: ...
+
+
+class TrainRenderer(Renderer):
+    """A training framework's encoding. The stop facts below explain stop-id findings (defaults: none)."""
+
+    side: ClassVar[Side] = "train"
+    #: tokens the framework added to its own tokenizer copy (ids past the shared vocab)
+    added_tokens: tuple[str, ...] = ()
+    #: the template's own stop words (LLaMA-Factory ``stop_words``, XTuner ``STOP_WORDS``)
+    template_stop_words: tuple[str, ...] = ()
+    #: ``(before, after)`` when the framework replaced the tokenizer's eos token
+    replaced_eos: tuple[str, str] | None = None
+    #: LLaMA-Factory ``efficient_eos``: a non-final answer's eos is only the next prompt's first label
+    efficient_eos: bool = False
+
+    def decode_extra(self, token_id: int) -> str:
+        """Text of an id past the shared vocab (one of ``added_tokens``); '' when the framework adds none."""
+        return ""
+
+
+class DeployRenderer(Renderer):
+    """An engine's prompt for ``messages[:k]`` plus the generation prompt (skeleton: ``renderers.engine``)."""
+
+    side: ClassVar[Side] = "deploy"
+
+    @property
+    def declared_stop_ids(self) -> frozenset[int] | None:
+        """Stop ids the deploy artifact itself declares, when the engine adds others (None: no separate set)."""
+        return None
+
+    @property
+    def context_limit(self) -> ContextLimit | None:
+        """The engine's context limit (None: it sends everything)."""
+        return None
+
+    @abstractmethod
+    def render(self, conv: "Conversation", *, add_generation_prompt: bool = True, detail: bool = True) -> Encoded:
+        """With ``detail=False``: ids and text only, no offsets or spans (the hot path)."""

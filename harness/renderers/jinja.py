@@ -20,23 +20,14 @@ from harness.errors import ConversationError, RenderRejected
 from harness.renderers._common import locate_spans, token_at
 from harness.renderers._spans import answer_start, place
 from harness.renderers._truncate import truncate
-from harness.renderers.base import Answer, Encoded
-from harness.renderers.hf import JinjaRenderer, hf_message
+from harness.renderers._hfjinja import JinjaRenderer, dataset_messages
+from harness.renderers.base import Answer, Encoded, TrainRenderer
 
 if TYPE_CHECKING:
-    from harness.conversation import Conversation, Message
+    from harness.conversation import Conversation
 
 
-def dataset_messages(conv: "Conversation") -> list[dict[str, Any]]:
-    """Messages as an HF/TRL dataset stores them, after transformers' normalisation."""
-    return [dataset_message(m) for m in conv.messages]
-
-
-def dataset_message(message: "Message") -> dict[str, Any]:
-    return message.memo("dataset", lambda m: hf_message(m.to_openai("dataset")))
-
-
-class JinjaTrainRenderer(JinjaRenderer):
+class JinjaTrainRenderer(JinjaRenderer, TrainRenderer):
     """Training side: whole conversations ending with an assistant answer."""
 
     side = "train"

@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import InputError
 from harness.limits import DEFAULT_MAX_OUTPUT, Limits
-from harness.renderers._common import check_file_size, locate_spans, sha256_text
-from harness.renderers.base import Encoded
+from harness.renderers._common import check_file_size, sha256_text
+from harness.renderers.base import ContextLimit
+from harness.renderers.engine import EngineRenderer
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
@@ -200,10 +201,8 @@ def stop_word_ids(tokenizer: "Tokenizer", word: str, add_special_tokens: bool = 
     return ids
 
 
-class LMDeployRenderer:
+class LMDeployRenderer(EngineRenderer):
     """Deploy side as ``lmdeploy serve api_server MODEL --chat-template FILE`` builds prompts."""
-
-    side = "deploy"
 
     def __init__(self, spec: str, tokenizer: "Tokenizer", template: LMDeployTemplate, session_len: int | None = None
                  ) -> None:
@@ -243,13 +242,11 @@ class LMDeployRenderer:
             return ids[1:]
         return ids
 
-    def render(self, conv: "Conversation", *, add_generation_prompt: bool = True, detail: bool = True) -> Encoded:
-        text = self.render_text(conv, add_generation_prompt=add_generation_prompt)
+    def encode(self, text: str) -> list[int]:
+        return self._collapse(list(self.tokenizer.encode(text, add_special_tokens=self.add_special_tokens)))
+
+    def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         tok = self.tokenizer
-        if not detail:
-            ids = tok.encode(text, add_special_tokens=self.add_special_tokens)
-            ids = self._collapse(list(ids))
-            return Encoded(ids=tuple(ids), text=text, extra=self._limit(len(ids)))
         ids, offsets = tok.encode_offsets(text)
         if self.add_special_tokens:
             full = tok.encode(text, add_special_tokens=True)
@@ -258,14 +255,16 @@ class LMDeployRenderer:
             ids = full
             if self._collapse(ids) is not ids:
                 ids, offsets = ids[1:], offsets[1:]
-        ends = [e for _, e in offsets]
-        return Encoded(ids=tuple(ids), text=text, spans=locate_spans(text, conv, offsets, ends),
-                       offsets=tuple(offsets), extra=self._limit(len(ids)))
+        return ids, offsets
 
-    def _limit(self, n: int) -> dict[str, Any]:
+    @property
+    def context_limit(self) -> ContextLimit | None:
+        return ContextLimit("session_len", self.session_len) if self.session_len else None
+
+    def refusal(self, n: int) -> str | None:
         if self.session_len is None or n < self.session_len:
-            return {}
-        return {"rejected": f"input length {n} ids >= session_len={self.session_len}"}
+            return None
+        return f"input length {n} ids >= session_len={self.session_len}"
 
     def describe(self) -> dict[str, Any]:
         import transformers

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConversationError, InputError, RenderRejected, TemplateError
 from harness.renderers._common import check_file_size, locate_spans, sha256_text
-from harness.renderers.base import Answer, Encoded
+from harness.renderers.base import Answer, Encoded, TrainRenderer
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation
@@ -118,10 +118,9 @@ def keep_lengths(system: int, rounds: list[tuple[int, int]], max_length: int | N
     return kept[::-1]
 
 
-class PaddleNLPRenderer:
+class PaddleNLPRenderer(TrainRenderer):
     """PaddleNLP's SFT encoding of a conversation from a ``chat_template.json`` (see the module docstring)."""
 
-    side = "train"
 
     def __init__(self, spec: str, tokenizer: "Tokenizer", arg: str, options: dict[str, Any]) -> None:
         from harness._paddlenlp_real import load

@@ -46,9 +46,9 @@ import minijinja  # noqa: F401 - imported here so a missing package is an InputE
 
 from harness.errors import InputError, RenderRejected, TemplateError
 from harness.limits import MAX_TEMPLATE_CHARS, Limits, mib
-from harness.renderers._common import locate_spans, read_template_file, sha256_text, text_stop_ids
+from harness.renderers._common import read_template_file, sha256_text, text_stop_ids
 from harness.renderers._process import LineProcess, ProcessDied
-from harness.renderers.base import Encoded
+from harness.renderers.engine import EngineRenderer
 from harness.sandbox import PINNED_NOW, output_message
 
 if TYPE_CHECKING:
@@ -285,10 +285,8 @@ def _tools_json(tools: list[dict[str, Any]]) -> str:
                       ensure_ascii=False, separators=(",", ":"))
 
 
-class TGIRenderer:
-    """Deploy side as TGI's router renders ``/v1/chat/completions`` requests."""
-
-    side = "deploy"
+class TGIRenderer(EngineRenderer):
+    """Deploy side as TGI's router renders ``/v1/chat/completions`` requests (tokenised as the text is)."""
 
     def __init__(self, spec: str, tokenizer: "Tokenizer", template: TGITemplate,
                  extra_stops: tuple[str, ...] = ()) -> None:
@@ -325,14 +323,6 @@ class TGIRenderer:
             if at >= 0:
                 text = text[:at + len(content)].rstrip()
         return text
-
-    def render(self, conv: "Conversation", *, add_generation_prompt: bool = True, detail: bool = True) -> Encoded:
-        text = self.render_text(conv, add_generation_prompt=add_generation_prompt)
-        if not detail:
-            return Encoded(ids=tuple(self.tokenizer.encode(text)), text=text)
-        ids, offsets = self.tokenizer.encode_offsets(text)
-        ends = [e for _, e in offsets]
-        return Encoded(ids=tuple(ids), text=text, spans=locate_spans(text, conv, offsets, ends), offsets=tuple(offsets))
 
     def describe(self) -> dict[str, Any]:
         import importlib.metadata as md

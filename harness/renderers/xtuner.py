@@ -29,15 +29,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import ConversationError, InputError, RenderRejected, SpecError
+from harness.errors import ConversationError, InputError, RenderRejected
+from harness.options import XTUNER, check_options
 from harness.renderers._common import locate_spans
-from harness.renderers.base import Answer, Encoded
+from harness.renderers.base import Answer, Encoded, TrainRenderer
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
     from harness.tokenizer import Tokenizer
 
-OPTIONS = ("max_length",)
 #: transformers 5 class name → the name transformers 4.48's AutoTokenizer gives the same tokenizer
 _V4_NAMES = {"TokenizersBackend": "PreTrainedTokenizerFast"}
 _SLOW_ONLY = ("ChatGLMTokenizer", "QWenTokenizer")  # remote-code tokenizers without a fast class
@@ -92,10 +92,9 @@ def _reject_tool(i: int, m: "Message") -> None:
                                       "no tool messages")
 
 
-class XTunerRenderer:
+class XTunerRenderer(TrainRenderer):
     """Training side: XTuner's ``template_map_fn`` + ``encode_fn`` on whole conversations."""
 
-    side = "train"
     encode_mode = "segments"  # each turn piece is encoded on its own: the segments check applies
 
     def __init__(self, spec: str, tokenizer: "Tokenizer", arg: str, options: dict[str, Any]) -> None:
@@ -103,9 +102,7 @@ class XTunerRenderer:
 
         self.spec, self.tokenizer = spec, tokenizer
         self.config = None
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise SpecError(f"spec={spec!r}: unknown option(s) {', '.join(unknown)}; xtuner takes max_length=N")
+        check_options("xtuner", spec, options, XTUNER)
         if arg.endswith(".py") or "/" in arg:
             from harness.xtuner_config import read_config
 
@@ -323,6 +320,10 @@ class XTunerRenderer:
     def render_text(self, conv: "Conversation", *, add_generation_prompt: bool = False) -> str:
         """The uncut piece text of ``conv`` (any prefix; a user turn's INSTRUCTION holds the assistant header)."""
         return self._layout(conv, complete=False)["text"]
+
+    @property
+    def template_stop_words(self) -> tuple[str, ...]:
+        return tuple(self.template.get("STOP_WORDS", ()) or ())
 
     def describe(self) -> dict[str, Any]:
         t = self.template

@@ -22,7 +22,7 @@ from harness.errors import InputError, RenderRejected
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation
-    from harness.renderers.ollama import OllamaRenderer
+    from harness.renderers.ollama.renderer import OllamaRenderer
 
 
 @dataclass(frozen=True)
