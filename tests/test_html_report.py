@@ -275,7 +275,7 @@ def test_provenance_lists_inputs_versions_and_options(differing):
 def test_engine_packages_are_recorded_when_used():
     from importlib.metadata import version
 
-    from harness.cli import _versions
+    from harness.cli.check import _versions
 
     got = _versions(["jinja:.", "tgi:."])
     assert got["minijinja"] == version("minijinja") and "lmdeploy" not in got
