@@ -15,7 +15,7 @@ from harness.errors import RenderRejected
 
 if TYPE_CHECKING:
     from harness.checks.base import Pair
-    from harness.renderers.base import Renderer
+    from harness.renderers.base import DeployRenderer
     from harness.tokenizer import Tokenizer
 
 Severity = Literal["error", "warning", "info"]
@@ -98,7 +98,7 @@ class Context:
             self._cache["pair"] = Pair(train, deploy)
         return self._cache["pair"]
 
-    def deploys(self) -> list[tuple[str, "Renderer"]]:
+    def deploys(self) -> list[tuple[str, "DeployRenderer"]]:
         """Each ``--deploy`` spec and its renderer (built once; a bad spec or file is exit 2 here)."""
         if "deploys" not in self._cache:
             from harness.specs import build_renderer

@@ -58,7 +58,7 @@ def deploy_stop_missing(ctx: Context) -> Iterator[Finding]:
     if end is None:
         raise Skip("answers end in plain text (no control token after the answer)")
     for spec, renderer in targets:
-        stops = frozenset(getattr(renderer, "stop_ids", ()) or ())
+        stops = renderer.stop_ids
         where = parse_spec(spec).arg
         evidence = (("trained_end", f"{end.id} {end.piece!r}"), ("deploy_stop_ids", sorted(stops)))
         if end.id not in stops:
@@ -68,7 +68,7 @@ def deploy_stop_missing(ctx: Context) -> Iterator[Finding]:
                           f"{end.piece!r}: the served model runs on past its turn",
                           stopadvice.advice(pair, end.id), evidence)
             continue
-        declared = getattr(renderer, "declared_stop_ids", None)
+        declared = renderer.declared_stop_ids
         if declared is not None and end.id not in declared:
             yield Finding("deploy-stop-missing", "warning", where,
                           f"{spec!r} does not declare {end.piece!r} as a stop: Ollama stops there only because "
