@@ -52,7 +52,7 @@ def kept(data: dict[str, Any] | None) -> int:
 
 
 def class_records_line(k: Any) -> str | None:
-    """:func:`harness.report.json.records_line` for a runner ``DivergenceClass``."""
+    """:func:`harness.report.build.records_line` for a runner ``DivergenceClass``."""
     from harness.causes import cause_summary
     from harness.report.build import records_line
 

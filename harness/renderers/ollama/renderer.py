@@ -122,7 +122,7 @@ class OllamaRenderer(EngineRenderer):
 
     def request(self, conv: "Conversation") -> dict[str, Any]:
         """The JSON the Go renderer gets: Modelfile MESSAGEs and SYSTEM applied as Ollama's server does, then
-        (with ``num_ctx``) the oldest messages dropped as ``chatPrompt`` drops them (``ollama_ctx``)."""
+        (with ``num_ctx``) the oldest messages dropped as ``chatPrompt`` drops them (``ollama.ctx``)."""
         if self.num_ctx is not None:
             return fit(self, conv).request
         return self.full_request(conv)
