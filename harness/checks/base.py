@@ -76,7 +76,7 @@ _UNSET: Any = object()
 
 
 class PairCache:
-    """What checks compute once per pair (named slots) or once per conversation shape (a bounded table)."""
+    """What checks compute once per pair (named slots) or once per plain variant (a bounded table)."""
 
     __slots__ = ("added_ids", "stop_text", "stop_static", "_shapes")
     #: shape results kept before the table starts over (a sweep of many distinct shapes stays bounded)
@@ -97,7 +97,8 @@ class PairCache:
         return value
 
     def per_shape(self, check: str, shape: Any, compute: Callable[[], Any]) -> Any:
-        """``compute()`` once per (check, conversation shape)."""
+        """``compute()`` once per (check, shape key) — the key is a conversation's plain variant
+        (:meth:`Case.plain_key`)."""
         key = (check, shape)
         if key not in self._shapes:
             value = compute()
@@ -139,7 +140,8 @@ class Case:
         self._train: "Encoded | None" = None
         self._prompts: dict[tuple[int, bool], "Encoded"] = {}
         self._histories: dict[tuple[int, int], str | None] = {}
-        self._plains: dict[int, tuple] = {}  # id(conv) -> (conv, plain Case[, its JSON key])
+        self._plains: dict[int, tuple["Conversation", "Case"]] = {}  # id(conv) -> (conv, its plain Case)
+        self._plain_keys: dict[int, str] = {}  # id(conv) -> the plain variant's JSON
 
     def variant(self, conv: "Conversation") -> "Case":
         """Another conversation (a variant a check builds) on the same pair, as detailed as this case."""
@@ -154,11 +156,10 @@ class Case:
 
     def plain_key(self, conv: "Conversation") -> str:
         """The plain variant of ``conv`` as JSON: the exact key of every per-shape result."""
-        self.plain(conv)
-        hit = self._plains[id(conv)]
-        if len(hit) == 2:
-            hit = self._plains[id(conv)] = (*hit, hit[1].conv.to_json())
-        return hit[2]
+        key = self._plain_keys.get(id(conv))
+        if key is None:  # plain() keeps conv alive in _plains, so its id stays its own
+            key = self._plain_keys[id(conv)] = self.plain(conv).conv.to_json()
+        return key
 
     def plain(self, conv: "Conversation") -> "Case":
         """The plain variant of ``conv`` (this case's conversation or a prefix of it), one Case shared by every
