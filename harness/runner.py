@@ -88,6 +88,10 @@ class _Class:
     record_count: int = 0
     records: list[str] = field(default_factory=list)  # the first MAX_RECORD_NAMES names
 
+    def copy(self) -> "_Class":
+        """A copy to count into (the first failure is shared, never changed)."""
+        return _Class(self.first, self.source, self.count, self.record_count, list(self.records))
+
     def merge(self, other: "_Class") -> None:
         self.count += other.count
         self.record_count += other.record_count
@@ -104,6 +108,11 @@ class _Tally:
     rejected_deploy: int = 0
     classes: dict[tuple, _Class] = field(default_factory=dict)
     skipped: str = ""
+
+    @property
+    def verdict(self) -> Verdict:
+        """A check that ran: fail on any error, warn on warnings only, else pass."""
+        return "fail" if self.errors else "warn" if self.warnings else "pass"
 
     def add(self, failure: Failure, control: frozenset[int], source: str | None = None) -> None:
         """Count ``failure`` in its class, and in the class of each later divergence it carries (``also``);
@@ -221,7 +230,7 @@ def merge_sweeps(parts: Sequence[Sweep]) -> Sweep:
             for key, c in t.classes.items():
                 have = mine.classes.get(key)
                 if have is None:
-                    mine.classes[key] = _Class(c.first, c.source, c.count, c.record_count, list(c.records))
+                    mine.classes[key] = c.copy()
                     continue
                 have.count += c.count
                 have.record_count += c.record_count
@@ -256,8 +265,7 @@ def ranked(classes: dict[tuple, _Class]) -> list[tuple[tuple, _Class]]:
         home = max((k for k in classes if k[:3] == key[:3] and k[3] != (None, None)),
                    key=lambda k: classes[k].count, default=None)
         if home is not None:
-            old = classes[home]
-            classes[home] = _Class(old.first, old.source, old.count, old.record_count, list(old.records))
+            classes[home] = classes[home].copy()
             classes[home].merge(classes.pop(key))
     order = {key: i for i, key in enumerate(classes)}
     return sorted(classes.items(), key=lambda kv: (kv[0][0] != "error", -kv[1].count, order[kv[0]]))
@@ -293,12 +301,16 @@ def _result(pair: Pair, t: _Tally, shrink_failures: bool, n: int,
         if rank < MAX_SHRUNK_CLASSES:
             small = shrunk(t.check, key, c) if shrunk is not None else \
                 minimal(pair, t.check, c.first, shrink_failures and c.source is None, key)
-        severity, cause, where, ids = key
-        shown = c.first.pair if ids != (None, None) else ids
-        classes.append(DivergenceClass(cause, severity, where, shown, c.count, small, c.first, ids, c.source,
-                                       c.record_count, tuple(c.records)))
-    verdict: Verdict = "fail" if t.errors else "warn" if t.warnings else "pass"
-    return CheckResult(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, tuple(classes))
+        classes.append(divergence_class(key, c, small))
+    return CheckResult(t.check.name, t.verdict, t.run, t.errors, t.warnings, t.rejected, tuple(classes))
+
+
+def divergence_class(key: tuple, c: _Class, shrunk: Failure | None) -> DivergenceClass:
+    """The reported class of counted class ``c`` under ``key``, with its counterexample ``shrunk`` (or None)."""
+    severity, cause, where, ids = key
+    shown = c.first.pair if ids != (None, None) else ids
+    return DivergenceClass(cause, severity, where, shown, c.count, shrunk, c.first, ids, c.source, c.record_count,
+                           tuple(c.records))
 
 
 def minimal(pair: Pair, check: Check, failure: Failure, shrinking: bool = True, key: tuple | None = None) -> Failure:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from harness.checks import CHECKS
 from harness.errors import InputError
 from harness.report.build import check_dict, class_dict
-from harness.runner import (MAX_SHRUNK_CLASSES, DivergenceClass, Sweep, _Class, _skip_reason, _Tally, all_rejected,
+from harness.runner import (MAX_SHRUNK_CLASSES, Sweep, _Class, _skip_reason, _Tally, all_rejected, divergence_class,
                             merge_sweeps, ranked)
 
 
@@ -29,15 +29,11 @@ def shard_section(counted: Sequence[tuple[Sweep, dict]], piece: Callable[[int], 
             classes = []
             for key, c in t.classes.items():
                 severity, cause, where, ids = key
-                shown = c.first.pair if ids != (None, None) else ids
-
-                def one(small: Any) -> dict[str, Any]:
-                    return class_dict(DivergenceClass(cause, severity, where, shown, c.count, small, c.first, ids,
-                                                      c.source, c.record_count, tuple(c.records)), piece)
-
+                small = shrunk[(t.check.name, key)]
                 classes.append({"key": [severity, cause, where, list(ids)], "count": c.count,
                                 "record_count": c.record_count, "records": list(c.records), "source": c.source,
-                                "shrunk": _text(one(shrunk[(t.check.name, key)])), "as_found": _text(one(None))})
+                                "shrunk": _text(class_dict(divergence_class(key, c, small), piece)),
+                                "as_found": _text(class_dict(divergence_class(key, c, None), piece))})
             checks.append({"name": t.check.name, "run": t.run, "errors": t.errors, "warnings": t.warnings,
                            "rejected": t.rejected, "rejected_deploy": t.rejected_deploy, "skipped": t.skipped,
                            "classes": classes})
@@ -71,9 +67,9 @@ def _sweep(raw: dict[str, Any]) -> Sweep:
                    skipped=c["skipped"])
         for k in c["classes"]:
             severity, cause, where, ids = k["key"]
-            t.classes[(severity, cause, where, tuple(ids))] = _Class({"shrunk": json.loads(k["shrunk"]), "as_found": json.loads(k["as_found"])},
-                                                                     k["source"], k["count"], k["record_count"],
-                                                                     list(k["records"]))
+            shown = {"shrunk": json.loads(k["shrunk"]), "as_found": json.loads(k["as_found"])}
+            t.classes[(severity, cause, where, tuple(ids))] = _Class(shown, k["source"], k["count"],
+                                                                     k["record_count"], list(k["records"]))
         tallies.append(t)
     return Sweep(tallies, raw["n"], raw["rejected"], raw["first_reason"])
 
@@ -97,8 +93,7 @@ def _target(target: dict[str, Any], sw: Sweep) -> dict[str, Any]:
                 if k == "counterexample_source" and c.record_count:
                     d["records"] = {"count": c.record_count, "first": list(c.records)}
             classes.append(d)
-        verdict = "fail" if t.errors else "warn" if t.warnings else "pass"
-        checks.append(check_dict(t.check.name, verdict, t.run, t.errors, t.warnings, t.rejected, "", classes))
+        checks.append(check_dict(t.check.name, t.verdict, t.run, t.errors, t.warnings, t.rejected, "", classes))
     verdict = "inconsistent" if any(c["verdict"] == "fail" for c in checks) else "consistent"
     return {**out, "verdict": verdict, "examples": sw.n, "error": None, "checks": checks}
 
@@ -141,7 +136,7 @@ def _identity(r: dict[str, Any]) -> dict[str, Any]:
     """What every shard of one run shares."""
     harness = {k: v for k, v in r["harness"].items() if k not in ("exit_status", "inputs")}
     inputs = r["harness"].get("inputs") or {}
-    return {**{k: v for k, v in harness.items()}, **{k: v for k, v in inputs.items() if k != "sha256"},
+    return {**harness, **{k: v for k, v in inputs.items() if k != "sha256"},
             "model": r.get("model"), "data": r.get("data"),
             "targets": [(t.get("train"), t.get("deploy"), t.get("renderers")) for t in r.get("targets", [])],
             "shard count": r["shard"].get("count"), "conversations": r["shard"].get("total")}
