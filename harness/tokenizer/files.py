@@ -3,6 +3,7 @@ special-token names, file hashes. Every error names the file, the key and the fi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -146,9 +147,17 @@ def _as_ids(value: Any) -> tuple[int, ...]:
 
 
 def sha256_file(path: Path) -> str:
-    """sha256 of a file, read in 1 MiB chunks."""
+    """sha256 of a file, read in 1 MiB chunks; once per path, mtime and size in a process (a model's
+    tokenizer.json is hashed once for the verification key, ``describe()`` and the report's inputs)."""
+    st = path.stat()
+    return _sha256_file(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_file(path: str, mtime_ns: int, size: int) -> str:
+    del mtime_ns, size  # only part of the cache key
     h = hashlib.sha256()
-    with path.open("rb") as f:
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

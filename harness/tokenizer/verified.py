@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.tokenizer.files import sha256_file
+
 #: Bump when what a record vouches for changes (new values compared at verification).
 FORMAT = 1
 
@@ -61,14 +63,14 @@ def record_key(model_dir: Path) -> str:
         h.update(f"{version}\n".encode())
     for name in KEY_FILES:
         try:
-            data = (model_dir / name).read_bytes()
+            size, digest = (model_dir / name).stat().st_size, sha256_file(model_dir / name)
         except FileNotFoundError:
             h.update(f"{name} absent\n".encode())
             continue
         except OSError:
             h.update(f"{name} unreadable\n".encode())  # verification will then read it and fail loudly
             continue
-        h.update(f"{name} {len(data)} {hashlib.sha256(data).hexdigest()}\n".encode())
+        h.update(f"{name} {size} {digest}\n".encode())
     return h.hexdigest()
 
 
