@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation
+    from harness.parsers.base import ReasoningParser, ToolParser
     from harness.tokenizer import Tokenizer
 
 Side = Literal["train", "deploy"]
@@ -147,6 +148,16 @@ class DeployRenderer(Renderer):
     @property
     def context_limit(self) -> ContextLimit | None:
         """The engine's context limit (None: it sends everything)."""
+        return None
+
+    @property
+    def tool_parser(self) -> "ToolParser | None":
+        """The parser the engine runs on the model's output to find tool calls (None: not configured)."""
+        return None
+
+    @property
+    def reasoning_parser(self) -> "ReasoningParser | None":
+        """The parser the engine runs to split reasoning from content (None: not configured)."""
         return None
 
     @abstractmethod
