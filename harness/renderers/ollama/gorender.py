@@ -47,9 +47,14 @@ def find_go() -> str | None:
     return shutil.which("go")
 
 
+def go_sources() -> list[str]:
+    """go.mod and every ``*.go`` file of the helper (sorted): what is built and hashed."""
+    return ["go.mod"] + sorted(p.name for p in GO_DIR.glob("*.go"))
+
+
 def source_hash() -> str:
     h = hashlib.sha256()
-    for name in ("go.mod", "main.go"):
+    for name in go_sources():
         h.update(name.encode() + b"\0" + (GO_DIR / name).read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
@@ -88,7 +93,7 @@ def _build(go: str, root: Path, target_dir: Path, binary: Path) -> None:
     try:
         src = work / "src"
         src.mkdir()
-        for name in ("go.mod", "main.go"):
+        for name in go_sources():
             shutil.copy2(GO_DIR / name, src / name)
         env = {**os.environ, "GOPATH": str(root / "go-path"), "GOCACHE": str(root / "go-build-cache"),
                "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOPROXY": "off", "CGO_ENABLED": "0",

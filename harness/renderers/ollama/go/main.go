@@ -5,7 +5,7 @@
 // "max_memory": N}; the answer is {"ok": true, "vars": [...], "thinking": bool} or {"error": "..."} (then
 // the program exits). Every later line is one request {"messages": [...], "tools": [...], "think":
 // null|bool|string} answered by {"text": "..."} or {"error": "...", "limit": ""|"output"|"recursion"}, in
-// order. Limits (the harness's, not Ollama's): a rendering longer than max_output bytes stops with
+// order. A line with an "op" asks for Ollama's output parsing instead (chatparse.go). Limits (the harness's, not Ollama's): a rendering longer than max_output bytes stops with
 // limit "output"; more than 1,000 nested {{template}} calls gives limit "recursion";
 // max_memory is the Go runtime's soft memory limit (the harness also caps the process's address space).
 //
@@ -152,13 +152,13 @@ func (pt PropertyType) String() string {
 
 // ToolProperty keeps only the JSON-schema keys Ollama knows; others (default, minimum, format…) vanish.
 type ToolProperty struct {
-	AnyOf       []ToolProperty          `json:"anyOf,omitempty"`
-	Type        PropertyType            `json:"type,omitempty"`
-	Items       any                     `json:"items,omitempty"`
-	Description string                  `json:"description,omitempty"`
-	Enum        []any                   `json:"enum,omitempty"`
-	Properties  *ordered[ToolProperty]  `json:"properties,omitempty"`
-	Required    []string                `json:"required,omitempty"`
+	AnyOf       []ToolProperty         `json:"anyOf,omitempty"`
+	Type        PropertyType           `json:"type,omitempty"`
+	Items       any                    `json:"items,omitempty"`
+	Description string                 `json:"description,omitempty"`
+	Enum        []any                  `json:"enum,omitempty"`
+	Properties  *ordered[ToolProperty] `json:"properties,omitempty"`
+	Required    []string               `json:"required,omitempty"`
 }
 
 func tsType(t string) string {
@@ -481,96 +481,6 @@ func responseNode() parse.Node {
 			Args: []parse.Node{&parse.FieldNode{NodeType: parse.NodeField, Ident: []string{"Response"}}}}}}}
 }
 
-// thinkingCapable mirrors Ollama's tag inference: a {{ .Thinking }} inside a range over .Messages whose
-// nearest enclosing list starts and ends with text (the opening and closing tags).
-func thinkingCapable(t *template.Template) bool {
-	var stack []parse.Node
-	open, close := "", ""
-	var visit func(parse.Node)
-	visit = func(n parse.Node) {
-		if n == nil {
-			return
-		}
-		stack = append(stack, n)
-		defer func() { stack = stack[:len(stack)-1] }()
-		switch x := n.(type) {
-		case *parse.FieldNode:
-			if len(x.Ident) > 0 && x.Ident[0] == "Thinking" {
-				var rng *parse.RangeNode
-				for i := len(stack) - 1; i >= 0; i-- {
-					if r, ok := stack[i].(*parse.RangeNode); ok {
-						rng = r
-						break
-					}
-				}
-				if rng != nil && pipeUsesField(rng.Pipe, "Messages") {
-					for i := len(stack) - 1; i >= 0; i-- {
-						if l, ok := stack[i].(*parse.ListNode); ok {
-							if tn, ok := l.Nodes[0].(*parse.TextNode); ok {
-								open = strings.TrimSpace(tn.String())
-							}
-							if tn, ok := l.Nodes[len(l.Nodes)-1].(*parse.TextNode); ok {
-								close = strings.TrimSpace(tn.String())
-							}
-							break
-						}
-					}
-				}
-			}
-		case *parse.ListNode:
-			for _, c := range x.Nodes {
-				visit(c)
-			}
-		case *parse.BranchNode:
-			if x.Pipe != nil {
-				visit(x.Pipe)
-			}
-			if x.List != nil {
-				visit(x.List)
-			}
-			if x.ElseList != nil {
-				visit(x.ElseList)
-			}
-		case *parse.ActionNode:
-			visit(x.Pipe)
-		case *parse.IfNode:
-			visit(&x.BranchNode)
-		case *parse.RangeNode:
-			visit(&x.BranchNode)
-		case *parse.WithNode:
-			visit(&x.BranchNode)
-		case *parse.TemplateNode:
-			if x.Pipe != nil {
-				visit(x.Pipe)
-			}
-		case *parse.PipeNode:
-			for _, c := range x.Cmds {
-				visit(c)
-			}
-		case *parse.CommandNode:
-			for _, a := range x.Args {
-				visit(a)
-			}
-		}
-	}
-	visit(t.Root)
-	return open != "" && close != ""
-}
-
-func pipeUsesField(p *parse.PipeNode, name string) bool {
-	if p == nil {
-		return false
-	}
-	for _, c := range p.Cmds {
-		for _, a := range c.Args {
-			if f, ok := a.(*parse.FieldNode); ok && contains(f.Ident, name) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // cutAfterResponse copies the tree and drops every node after the first {{ .Response }} field
 // (legacy templates end the prompt there; the field itself is kept and prints "").
 func cutAfterResponse(root *parse.ListNode) *parse.ListNode {
@@ -644,6 +554,9 @@ type renderer struct {
 	vars      []string
 	thinking  bool
 	maxOutput int
+	// toolTag and thinkOpen/thinkClose: parseTag and InferTags of the template as Ollama holds it (before
+	// the harness's recursion-cap actions are added)
+	toolTag, thinkOpen, thinkClose string
 }
 
 // ---------- recursion cap ----------
@@ -725,7 +638,9 @@ func newRenderer(src string) (*renderer, error) {
 			return nil, err
 		}
 	}
-	r := &renderer{tmpl: t, root: t.Tree.Root.Copy().(*parse.ListNode), vars: vars, thinking: thinkingCapable(t)}
+	open, close := inferTags(t)
+	r := &renderer{tmpl: t, root: t.Tree.Root.Copy().(*parse.ListNode), vars: vars, thinking: open != "" && close != "",
+		toolTag: parseTag(t), thinkOpen: open, thinkClose: close}
 	if err := capRecursion(t); err != nil {
 		return nil, err
 	}
@@ -918,7 +833,14 @@ func main() {
 			break
 		}
 		var req request
-		if err := json.Unmarshal(line, &req); err != nil {
+		if isOp(line) {
+			var oreq opRequest
+			if err := json.Unmarshal(line, &oreq); err != nil {
+				_ = enc.Encode(opReply{Error: "bad request: " + err.Error()})
+			} else {
+				_ = enc.Encode(r.op(&oreq))
+			}
+		} else if err := json.Unmarshal(line, &req); err != nil {
 			send(reply{Error: "bad request: " + err.Error()})
 		} else if text, err := r.safeRender(&req); err != nil {
 			send(reply{Error: err.Error(), Limit: limitOf(err)})
