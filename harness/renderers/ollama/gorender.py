@@ -196,6 +196,19 @@ class GoTemplate:
                 for r in replies]
 
 
+    def ops(self, requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Answers to output-parsing requests (``{"op": ...}``, see ``go/chatparse.go``), in order."""
+        lines = [json.dumps(r, ensure_ascii=False) for r in requests]
+        with self._lock:
+            if self._io is None or not self._io.alive:
+                self._start()
+            replies = self._exchange(lines)
+        for r in replies:
+            if r.get("error"):
+                raise TemplateError(f"{self.origin}: the Go helper refused a parse request: {r['error']}")
+        return replies
+
+
 _PROCESSES: dict[tuple[str, str, Limits], GoTemplate] = {}
 if hasattr(os, "register_at_fork"):  # a forked child starts its own processes (the pipes are the parent's)
     os.register_at_fork(after_in_child=_PROCESSES.clear)

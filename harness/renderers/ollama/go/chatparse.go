@@ -33,9 +33,9 @@ type opRequest struct {
 }
 
 type outCall struct {
-	Index     int             `json:"index"`
-	Name      string          `json:"name"`
-	Arguments json.RawMessage `json:"arguments"`
+	Index     int    `json:"index"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"` // the JSON text
 }
 
 type opReply struct {
@@ -67,7 +67,7 @@ func encodeCalls(calls []parsedCall) []outCall {
 		if args == nil {
 			b = []byte("{}")
 		}
-		out = append(out, outCall{Index: c.Index, Name: c.Name, Arguments: b})
+		out = append(out, outCall{Index: c.Index, Name: c.Name, Arguments: string(b)})
 	}
 	return out
 }
