@@ -47,6 +47,7 @@ from harness.renderers.ollama.modelfile import Modelfile
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
+    from harness.parsers.ollama import OllamaChat, OllamaReasoningParser, OllamaToolParser
     from harness.tokenizer import Tokenizer
 
 #: Token texts llama.cpp treats as end of generation whatever the GGUF says (llama-vocab.cpp's EOG/EOT lists).
@@ -176,6 +177,47 @@ class OllamaRenderer(EngineRenderer):
         ids, offsets = self.tokenizer.encode_offsets(text)
         return bos + list(ids), [(0, 0)] * len(bos) + list(offsets)
 
+    # -- output parsing (ChatHandler: a built-in PARSER replaces the template-derived parsers)
+    @property
+    def builtin_parser(self) -> str | None:
+        """The Modelfile's ``PARSER`` (Ollama's built-in parsers, model/parsers/*.go: not covered here)."""
+        cmds = [c for c in self.modelfile.commands if c.name == "parser"]
+        return cmds[-1].value if cmds else None
+
+    def _chat(self) -> "OllamaChat":
+        from harness.parsers.ollama import OllamaChat
+
+        return OllamaChat(self._go, self.tokenizer, think=self._think_value() is True
+                          or self._think_value() in ("low", "medium", "high", "max"))
+
+    @property
+    def tool_parser(self) -> "OllamaToolParser | None":
+        """Ollama's template-derived tool parser (runs for requests with tools); None with a built-in PARSER."""
+        if self.builtin_parser is not None:
+            return None
+        from harness.parsers.ollama import OllamaToolParser
+
+        return OllamaToolParser(self._chat())
+
+    @property
+    def reasoning_parser(self) -> "OllamaReasoningParser | None":
+        """Ollama's thinking parser: only with thinking on and both tags inferred; None with a built-in PARSER."""
+        if self.builtin_parser is not None or not self._go.thinking:
+            return None
+        chat = self._chat()
+        if not chat.think:
+            return None
+        from harness.parsers.ollama import OllamaReasoningParser
+
+        return OllamaReasoningParser(chat)
+
+    def _parsers_note(self) -> dict[str, Any]:
+        if self.builtin_parser is not None:
+            return {"output_parsers": f"not covered: the Modelfile's PARSER {self.builtin_parser!r} is one of "
+                                      "Ollama's built-in parsers (model/parsers), which replace the template-derived "
+                                      "tool and thinking parsers the harness reproduces"}
+        return {"output_parsers": "ollama template-derived (tools.Parser, thinking.Parser)"}
+
     @property
     def context_limit(self) -> ContextLimit | None:
         return ContextLimit("num_ctx", self.num_ctx) if self.num_ctx else None
@@ -205,4 +247,5 @@ class OllamaRenderer(EngineRenderer):
             "think": self._think_value(), "add_bos": self.add_bos, "template_vars": list(self._go.vars),
             "path": "messages" if "messages" in self._go.vars else "legacy",
             "versions": {"go_renderer": source_hash()}, **({"num_ctx": self.num_ctx} if self.num_ctx else {}),
+            **self._parsers_note(),
         }
