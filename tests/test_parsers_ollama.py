@@ -122,7 +122,8 @@ def test_content_before_the_tag_keeps_calls_only_when_streamed_by_token(qwen_dep
 
 @pytest.mark.real_tokenizer
 def test_numbers_come_back_as_go_float64(qwen_deploy):
-    text = '<tool_call>\n{"name": "get_weather", "arguments": {"days": 3.0, "big": 10000000000000000000000}}\n</tool_call>'
+    text = ('<tool_call>\n{"name": "get_weather", "arguments": {"days": 3.0, "big": 10000000000000000000000}}'
+            '\n</tool_call>')
     call = qwen_deploy.tool_parser.parse(text, TOOLS).calls[0]
     assert call.arguments_text == '{"big":1e+22,"days":3}'
 
@@ -150,7 +151,8 @@ def test_builtin_parser_is_not_covered(qwen, tmp_path):
 
 
 # ------------------------------------------------------------------ reasoning
-THINK_TEMPLATE = ("{{- range $i, $_ := .Messages }}{{- if eq .Role \"user\" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n"
+THINK_TEMPLATE = ("{{- range $i, $_ := .Messages }}{{- if eq .Role \"user\" }}"
+                  "<|im_start|>user\n{{ .Content }}<|im_end|>\n"
                   "{{ else }}<|im_start|>assistant\n{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"
                   "{{ .Content }}<|im_end|>\n{{ end }}{{ end }}<|im_start|>assistant\n")
 
