@@ -6,7 +6,7 @@ test asserts and nothing more. Rule: a case agrees when every upstream assertion
 output; ``check_case`` returns the assertions that fail (empty: agreement).
 Tool expectations: ``tools_called``, ``count``, ``count_min``, ``content``, ``raises`` (a message fragment), and
 per call ``name``, ``arguments_text`` (exact string), ``arguments_text_in``, ``arguments`` (decoded, exact),
-``arguments_subset``, ``arguments_contains`` (substrings of the string), ``argument_types``.
+``arguments_subset``, ``arguments_keys``, ``arguments_contains`` (substrings of the string), ``argument_types``.
 Reasoning expectations: ``reasoning``, ``content``.
 A tool case without ``tools`` is run offering a schema-less tool per expected call name (or one tool ``f``):
 the server runs the tool parser only for a request with tools, upstream calls it bare.
@@ -108,6 +108,9 @@ def _check_call(want: Mapping[str, Any], name: str, text: str) -> list[str]:
     for key, tname in want.get("argument_types", {}).items():
         if not isinstance(args, dict) or key not in args or type(args[key]) is not _TYPES[tname]:
             bad.append(f"arguments.{key}: expected a {tname}, got {text!r}")
+    for key in want.get("arguments_keys", ()):
+        if not isinstance(args, dict) or key not in args:
+            bad.append(f"arguments.{key}: missing from {text!r}")
     if want.get("arguments_nonempty") and not args:
         bad.append(f"arguments: expected non-empty, got {text!r}")
     return bad
