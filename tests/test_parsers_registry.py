@@ -56,3 +56,10 @@ def test_llamafactory_no_call_returns_the_text_as_content():
     p = build_tool_parser("llamafactory:qwen", None)
     out = p.parse("Let me think.\n<tool_call>\n{broken\n</tool_call>", [])
     assert out.calls == () and out.content == "Let me think.\n<tool_call>\n{broken\n</tool_call>"
+
+
+def test_arguments_are_strict_json():
+    from harness.parsers.registry import decode_arguments as decode
+
+    assert decode('{"x": Infinity}') is None and decode('{"x": NaN}') is None and decode("{'x': 1}") is None
+    assert decode('{"x": 1.0, "y": [1]}') == {"x": 1.0, "y": [1]} and decode('"s"') == "s"

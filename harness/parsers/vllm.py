@@ -5,8 +5,9 @@ tools with ``tool_choice="auto"`` and ``--enable-auto-tool-choice``: ``ParserMan
 ``--tool-call-parser`` / ``--reasoning-parser`` classes, one new parser instance per answer (they are stateful),
 ``adjust_request`` (which may turn ``skip_special_tokens`` off), ``Parser.parse`` and
 ``assemble_chat_message_fields``; the tokenizer is the model's transformers tokenizer wrapped as vLLM wraps it
-(``get_cached_tokenizer``). Calls keep vLLM's ``arguments`` string as is; ``arguments`` is its
-``json.loads`` (None when not JSON). This is vLLM's ``hf`` tokenizer mode: a Mistral model served with ``--tokenizer-mode mistral`` is not what this runs.
+(``get_cached_tokenizer``). Calls keep vLLM's ``arguments`` string as is; ``arguments`` is its strict
+``json.loads`` (None when not JSON). This is vLLM's ``hf`` tokenizer mode: a Mistral model served with
+``--tokenizer-mode mistral`` is not what this runs. An exception inside vLLM's parser raises ``ParserCrashed``.
 
 vLLM is imported lazily, once per process (~20-30 s on CPU); install: ``pip install --no-deps -r
 requirements-vllm.txt`` after torch (see the Makefile).
@@ -15,7 +16,6 @@ requirements-vllm.txt`` after torch (see the Makefile).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 from types import SimpleNamespace
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.errors import SpecError
 from harness.parsers.base import ParsedCall, ParsedOutput, ReasoningParser, ToolParser
+from harness.parsers.registry import decode_arguments as _decode
 
 if TYPE_CHECKING:
     from harness.conversation import Tool
@@ -44,7 +45,8 @@ def vllm_api() -> SimpleNamespace:
         from vllm.tokenizers.hf import get_cached_tokenizer
         from vllm.tool_parsers import ToolParserManager
     except ImportError as e:
-        raise SpecError(f"vLLM parsers need the vllm package, which does not import ({e}); install it: {INSTALL}") from e
+        raise SpecError(f"vLLM parsers need the vllm package, which does not import ({e}); "
+                        f"install it: {INSTALL}") from e
     # parsers log failed extractions with tracebacks (hermes on bad JSON): the harness reports them itself
     logging.getLogger("vllm").setLevel(logging.CRITICAL + 1)
     return SimpleNamespace(
@@ -63,13 +65,6 @@ def _request(tools: Sequence["Tool"] | Sequence[dict[str, Any]]) -> Any:
     specs = [t if isinstance(t, dict) else t.to_openai() for t in tools]
     kwargs: dict[str, Any] = {"tools": specs, "tool_choice": "auto"} if specs else {}
     return vllm_api().Request(model="harness", messages=[{"role": "user", "content": "."}], **kwargs)
-
-
-def _decode(arguments: str) -> Any:
-    try:
-        return json.loads(arguments)
-    except (TypeError, ValueError):
-        return None
 
 
 class _VllmParser:
