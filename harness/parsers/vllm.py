@@ -81,7 +81,8 @@ class _VllmParser:
         self._kwargs = dict(chat_template_kwargs or {})
         names = {"tool_parser_name": parser} if tool else {"reasoning_parser_name": parser}
         try:
-            self._cls = api.ParserManager.get_parser(enable_auto_tools=True, tokenizer=self._hf, **names)
+            self._cls = api.ParserManager.get_parser(enable_auto_tools=True, tokenizer=self._hf, model_name=self.model,
+                                                    **names)
             probe = self._new(_request([]))
         except SpecError:
             raise
