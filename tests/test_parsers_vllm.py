@@ -142,3 +142,22 @@ def test_hermes_two_calls_keep_order_text_and_leading_content():
     assert out == ParsedOutput((ParsedCall("b", '{"z": 1, "a": 2.0}', {"z": 1, "a": 2.0}), ParsedCall("a", "{}", {})),
                                "Let me check.\n")
     assert p.parse(text, []) == ParsedOutput((), text)  # no tools offered: the server does not parse calls
+
+
+def test_an_engine_exception_is_parser_crashed(monkeypatch):
+    from harness.conversation import Tool
+    from harness.parsers.vllm import ParserCrashed, VllmToolParser
+    from harness.zoo import load_zoo_tokenizer
+
+    _api()
+    p = build_tool_parser("hermes", load_zoo_tokenizer("qwen2.5"))
+    real_new = VllmToolParser._new
+
+    def crashing(self, request):
+        inner = real_new(self, request)
+        monkeypatch.setattr(inner, "parse", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
+        return inner
+
+    monkeypatch.setattr(VllmToolParser, "_new", crashing)
+    with pytest.raises(ParserCrashed, match="vllm:hermes raised ValueError: boom"):
+        p.parse("<tool_call>\n{}\n</tool_call>", [Tool("f")])
