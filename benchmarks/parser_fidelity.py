@@ -50,7 +50,8 @@ def run(files=FILES) -> dict:
     for name in files:
         for case in load_cases(ROOT / "fixtures" / "parsers" / name):
             label = f"{'vllm:' if name.startswith('vllm') else ''}{case.parser}" + (
-                f" ({case.model})" if case.model and name.startswith("vllm") else "")
+                f" ({case.model})" if case.model and name.startswith("vllm") else "") + (
+                " reasoning" if case.kind == "reasoning" else "")
             row = table[label]
             row["cases"] += 1
             try:
@@ -74,10 +75,10 @@ def main() -> None:
     table = run(args.files)
     total = sum(r["cases"] for r in table.values())
     agree = sum(r["agree"] for r in table.values())
-    print(f"{'parser':38} {'cases':>5} {'agree':>5} {'disagree':>8}")
+    print(f"{'parser':52} {'cases':>5} {'agree':>5} {'disagree':>8}")
     for label, row in table.items():
-        print(f"{label:38} {row['cases']:5} {row['agree']:5} {len(row['disagree']):8}")
-    print(f"{'total':38} {total:5} {agree:5} {total - agree:8}   ({time.perf_counter() - t0:.1f} s)")
+        print(f"{label:52} {row['cases']:5} {row['agree']:5} {len(row['disagree']):8}")
+    print(f"{'total':52} {total:5} {agree:5} {total - agree:8}   ({time.perf_counter() - t0:.1f} s)")
     for label, row in table.items():
         for d in row["disagree"]:
             print(f"\n{label} {d['id']}: " + "; ".join(d["why"]) + f"\n  reason: {d['reason']}")
