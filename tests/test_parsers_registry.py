@@ -59,7 +59,7 @@ def test_llamafactory_no_call_returns_the_text_as_content():
 
 
 def test_arguments_are_strict_json():
-    from harness.parsers.registry import decode_arguments as decode
+    from harness.parsers.arguments import decode_arguments as decode
 
     assert decode('{"x": Infinity}') is None and decode('{"x": NaN}') is None and decode("{'x': 1}") is None
     assert decode('{"x": 1.0, "y": [1]}') == {"x": 1.0, "y": [1]} and decode('"s"') == "s"

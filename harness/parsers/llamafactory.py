@@ -13,8 +13,8 @@ import functools
 from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.errors import SpecError
+from harness.parsers.arguments import decode_arguments as _decode
 from harness.parsers.base import ParsedCall, ParsedOutput, ToolParser
-from harness.parsers.registry import decode_arguments as _decode
 
 if TYPE_CHECKING:
     from harness.conversation import Tool

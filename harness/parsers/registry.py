@@ -8,7 +8,6 @@ it is built: one that needs tokens the tokenizer lacks raises SpecError naming p
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import SpecError
@@ -43,19 +42,6 @@ LLAMAFACTORY_FORMATS: tuple[str, ...] = (
 
 TOOL_PARSER_NAMES: tuple[str, ...] = VLLM_TOOL_PARSERS + tuple(f"llamafactory:{f}" for f in LLAMAFACTORY_FORMATS)
 REASONING_PARSER_NAMES: tuple[str, ...] = VLLM_REASONING_PARSERS
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def decode_arguments(arguments: str) -> Any:
-    """``ParsedCall.arguments``: the engine's arguments string as strict JSON (``NaN``/``Infinity`` are not JSON,
-    a client's parser rejects them); None when it is not JSON."""
-    try:
-        return json.loads(arguments, parse_constant=_reject_constant)
-    except (TypeError, ValueError):
-        return None
 
 
 def _vllm_name(name: str, known: tuple[str, ...]) -> str | None:

@@ -22,8 +22,8 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.errors import SpecError
+from harness.parsers.arguments import decode_arguments as _decode
 from harness.parsers.base import ParsedCall, ParsedOutput, ReasoningParser, ToolParser
-from harness.parsers.registry import decode_arguments as _decode
 
 if TYPE_CHECKING:
     from harness.conversation import Tool
