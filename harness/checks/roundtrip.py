@@ -14,19 +14,25 @@ as paths (``tool_calls[1].function.arguments.unit``); the argument KEY ORDER of 
 replays the returned arguments: re-ordered keys re-render differently), cause ``tool-arguments-order``.
 An answer without calls must parse to no calls. Content: what the parser leaves equals the message's content
 under the WHITESPACE RULE: ``None`` == ``""`` and leading/trailing whitespace is ignored (templates frame calls
-with newlines, vLLM's hermes keeps ``"text\\n"``); any other difference is ``tool-content``.
+with newlines, vLLM's hermes keeps ``"text\\n"``); any other difference is ``tool-content``. The trained side is
+taken as the tokenizer can write it: its Unicode normal form (Qwen's NFC) applied to every string first.
 
 ``reasoning-roundtrip`` (skipped when the deploy side has no reasoning parser). Rule: for every trained answer,
 ``deploy.reasoning_parser.split(text)`` gives back the message's reasoning — when the emitted text holds it;
 when the training template dropped it, the expected reasoning is none — and, for an answer without calls, its
 content, both under the whitespace rule. Text the parser returns entirely as reasoning (deepseek_r1 on an
 answer trained without ``</think>``) is ``reasoning-swallowed``; any other difference ``reasoning-split``.
+
+Both: a finding on an answer whose own strings hold control-token text (``<tool_call>``, ``</think>``, a stop
+token: the model was trained to emit that control token mid-answer) is a warning, cause ``answer-control-text``
+— data-dependent, like ``user-control-text``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import TYPE_CHECKING, Any, Iterator
 
 from deepdiff import DeepDiff
@@ -63,6 +69,45 @@ def emitted_text(case: Case, ans: "Answer", skip_special_tokens: bool) -> str:
     tok = case.pair.tokenizer
     size = tok.raw.get_vocab_size(with_added_tokens=True)
     return str(tok.raw.decode([i for i in emitted_ids(case, ans) if i < size], skip_special_tokens=skip_special_tokens))
+
+
+def unicode_form(case: Case) -> str | None:
+    """The Unicode normal form the tokenizer's normalizer applies (``NFC``…; None: none): the model cannot
+    emit text outside it, so trained values are compared in it."""
+    found = re.search(r"\bNFK?[CD]\b", str(case.pair.tokenizer.raw.normalizer))
+    return found.group() if found else None
+
+
+def normal(value: Any, form: str | None) -> Any:
+    """``value`` with every string (and object key) in normal form ``form``."""
+    if form is None:
+        return value
+    if isinstance(value, str):
+        return unicodedata.normalize(form, value)  # type: ignore[arg-type]
+    if isinstance(value, dict):
+        return {normal(k, form): normal(v, form) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normal(v, form) for v in value]
+    return value
+
+
+def control_text(case: Case, message: "Message") -> list[str]:
+    """Added-token texts (``<tool_call>``, ``</think>``, ``<|im_end|>``…) inside the message's own strings: the
+    model is trained to emit those control tokens mid-answer, where parsers and stops key on them."""
+    blob = "\n".join([message.content or "", message.reasoning or "",
+                      *(c.name + json.dumps(thaw(c.arguments), ensure_ascii=False) for c in message.tool_calls)])
+    return sorted(t for t in case.pair.tokenizer.added_tokens if t in blob)
+
+
+def _failure(check: str, case: Case, message: int, cause: str, where: str, explanation: str,
+             control: list[str], tokens: dict[str, Any]) -> Failure:
+    """An error; a warning (cause ``answer-control-text``) when the answer's own text holds control-token text."""
+    if control:
+        return Failure(check, "warning", f"{explanation} — the answer's own text holds control-token text "
+                       f"{', '.join(map(repr, control))}, which the parser or the stop keys on ({cause})",
+                       case.conv, message=message, cause="answer-control-text", where=where,
+                       tokens={**tokens, "control_text": control})
+    return Failure(check, "error", explanation, case.conv, message=message, cause=cause, where=where, tokens=tokens)
 
 
 def same_text(a: str | None, b: str | None) -> bool:
@@ -129,10 +174,12 @@ def call_differences(want: list[dict[str, Any]], got: list[dict[str, Any]]) -> t
     """``(cause, paths)`` for the calls a parser returned vs the trained ones, None when they agree."""
     diff = DeepDiff(want, got, verbose_level=2)
     paths = [path_of(p) for p in diff.affected_paths]
-    if len(got) < len(want):
-        return "tool-call-dropped", [f"tool_calls[{i}] missing" for i in range(len(got), len(want))] + paths
-    if len(got) > len(want):
-        return "tool-call-spurious", [f"tool_calls[{i}] added" for i in range(len(want), len(got))] + paths
+    if len(got) != len(want):
+        lo, hi = sorted((len(got), len(want)))
+        ends = [f"tool_calls[{i}]" for i in range(lo, hi)]
+        what = "missing" if len(got) < len(want) else "added"
+        return ("tool-call-dropped" if what == "missing" else "tool-call-spurious",
+                [f"{p} {what}" for p in ends] + [p for p in paths if p not in ends])
     if paths:
         cause = "tool-call-name" if any(p.endswith(".function.name") for p in paths) else "tool-arguments"
         return cause, paths
@@ -155,25 +202,26 @@ def tool_roundtrip(case: Case) -> Failure | None:
     if not answers:
         raise NotApplicable("training puts loss on no answer of the conversation")
     thinker = getattr(deploy, "reasoning_parser", None)
+    form = unicode_form(case)
     for ans, message in answers:
         text = emitted_text(case, ans, parser.skip_special_tokens)
         fed = text if thinker is None else (thinker.split(text)[1] or "")
         out = parser.parse(fed, conv.tools)
-        want, got = expected_calls(message), parsed_calls(out)
+        want, got, content = normal(expected_calls(message), form), parsed_calls(out), normal(message.content, form)
         found = call_differences(want, got)
-        if found is None and not same_text(out.content, message.content):
+        if found is None and not same_text(out.content, content):
             note = (" (no reasoning parser is configured: the trained reasoning comes back in the content; add "
                     "reasoning_parser=NAME to the deploy spec)") if message.reasoning and thinker is None else ""
-            found = "tool-content", [f"content: trained {_show(message.content)}, parsed {_show(out.content)}{note}"]
+            found = "tool-content", [f"content: trained {_show(content)}, parsed {_show(out.content)}{note}"]
         if found is None:
             continue
         cause, paths = found
-        return Failure("tool-roundtrip", "error",
-                       f"answer messages[{ans.message}]: the text the model was trained to emit, {_show(fed)}, "
-                       f"comes back from {parser.name} as {len(got)} call(s) where training has {len(want)} "
-                       f"({cause}): {'; '.join(paths)}", conv, message=ans.message, cause=cause, where=_WHERE[cause],
-                       tokens={"parser": parser.describe(), "emitted": fed, "paths": paths, "trained_calls": want,
-                               "parsed_calls": got, "trained_content": message.content, "parsed_content": out.content})
+        return _failure("tool-roundtrip", case, ans.message, cause, _WHERE[cause],
+                        f"answer messages[{ans.message}]: the text the model was trained to emit, {_show(fed)}, "
+                        f"comes back from {parser.name} as {len(got)} call(s) where training has {len(want)} "
+                        f"({cause}): {'; '.join(paths)}", control_text(case, message),
+                        {"parser": parser.describe(), "emitted": fed, "paths": paths, "trained_calls": want,
+                         "parsed_calls": got, "trained_content": content, "parsed_content": out.content})
     return None
 
 
@@ -187,29 +235,30 @@ def reasoning_roundtrip(case: Case) -> Failure | None:
     answers = list(_answers(case))
     if not answers:
         raise NotApplicable("training puts loss on no answer of the conversation")
+    form = unicode_form(case)
     for ans, message in answers:
         text = emitted_text(case, ans, parser.skip_special_tokens)
         reasoning, content = parser.split(text)
-        trained = (message.reasoning or "").strip()
-        want = message.reasoning if trained and trained in text else None  # the template may drop it
+        trained = normal(message.reasoning or "", form).strip()
+        want = trained if trained and trained in text else None  # the template may drop it
         problems = []
         if not same_text(reasoning, want):
             problems.append(f"reasoning: trained {_show(want)}, parsed {_show(reasoning)}")
-        if not message.tool_calls and not same_text(content, message.content):
-            problems.append(f"content: trained {_show(message.content)}, parsed {_show(content)}")
+        expected = normal(message.content, form)
+        if not message.tool_calls and not same_text(content, expected):
+            problems.append(f"content: trained {_show(expected)}, parsed {_show(content)}")
         if not problems:
             continue
         swallowed = not content and not same_text(reasoning, want) and same_text(reasoning, text)
         cause = "reasoning-swallowed" if swallowed else "reasoning-split"
         dropped = " (the training template drops this answer's reasoning)" if trained and want is None else ""
-        return Failure("reasoning-roundtrip", "error",
-                       f"answer messages[{ans.message}]: the text the model was trained to emit, {_show(text)}{dropped}, "
-                       f"is split by {parser.name} differently ({cause}): {'; '.join(problems)}", case.conv,
-                       message=ans.message, cause=cause,
-                       where="assistant.reasoning" if not same_text(reasoning, want) else "assistant.content",
-                       tokens={"parser": parser.describe(), "emitted": text, "paths": problems,
-                               "trained_reasoning": want, "parsed_reasoning": reasoning,
-                               "trained_content": message.content, "parsed_content": content})
+        return _failure("reasoning-roundtrip", case, ans.message, cause,
+                        "assistant.reasoning" if not same_text(reasoning, want) else "assistant.content",
+                        f"answer messages[{ans.message}]: the text the model was trained to emit, {_show(text)}"
+                        f"{dropped}, is split by {parser.name} differently ({cause}): {'; '.join(problems)}",
+                        control_text(case, message),
+                        {"parser": parser.describe(), "emitted": text, "paths": problems, "trained_reasoning": want,
+                         "parsed_reasoning": reasoning, "trained_content": expected, "parsed_content": content})
     return None
 
 
