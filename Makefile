@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 REQS   := requirements-zoo.txt requirements-llamafactory.txt requirements-engines.txt requirements-paddlenlp.txt \
-          requirements-xtuner.txt
+          requirements-xtuner.txt requirements-vllm.txt
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(REQS) | cksum | cut -d' ' -f1)
 
 .PHONY: check test bench bench-readme calibrate report-screenshot venv clean
@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml $(REQS)
 	$(PY) -m pip install -q --no-deps -r requirements-paddlenlp.txt
 	# XTuner's template code (xtuner: training renderer); after the engines, which bring mmengine-lite
 	$(PY) -m pip install -q --no-deps -r requirements-xtuner.txt
+	# The real vLLM 0.33.0 tool-call / reasoning parsers (harness/parsers/vllm.py), imported on CPU
+	$(PY) -m pip install -q --no-deps -r requirements-vllm.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
