@@ -39,7 +39,8 @@ def test_qwen25_llamafactory_qwen_tools_round_trip_through_hermes(deploy):
     pair = make_pair(load_model(model="qwen2.5"), "llamafactory:qwen", deploy)
     check = run_pair(pair, generate(200, seed=0, tools=True, parallel_calls=True), checks=["tool-roundtrip"]).checks[0]
     assert check.errors == 0, [c.failure.explanation for c in check.classes if c.failure]
-    assert check.examples_run == 200 and {c.cause for c in check.classes} <= {"answer-control-text"}
+    assert check.examples_run + check.rejected_train == 200 and check.examples_run > 190  # LF rejects a few shapes
+    assert {c.cause for c in check.classes} <= {"answer-control-text"}
     assert CHECKS["tool-roundtrip"].run(pair.case(_two_calls(None))) is None
 
 
