@@ -56,3 +56,20 @@ def test_llamafactory_no_call_returns_the_text_as_content():
     p = build_tool_parser("llamafactory:qwen", None)
     out = p.parse("Let me think.\n<tool_call>\n{broken\n</tool_call>", [])
     assert out.calls == () and out.content == "Let me think.\n<tool_call>\n{broken\n</tool_call>"
+
+
+def test_arguments_are_strict_json():
+    from harness.parsers.arguments import decode_arguments as decode
+
+    assert decode('{"x": Infinity}') is None and decode('{"x": NaN}') is None and decode("{'x': 1}") is None
+    assert decode('{"x": 1.0, "y": [1]}') == {"x": 1.0, "y": [1]} and decode('"s"') == "s"
+
+
+def test_vllm_missing_is_a_spec_error_with_the_install_line(monkeypatch):
+    import sys
+
+    from harness.parsers.vllm import vllm_api
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` now raises ImportError
+    with pytest.raises(SpecError, match=r"pip install --no-deps -r requirements-vllm.txt"):
+        vllm_api.__wrapped__()

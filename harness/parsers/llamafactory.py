@@ -10,10 +10,10 @@ does not separate reasoning: thought words stay in the content.
 from __future__ import annotations
 
 import functools
-import json
 from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.errors import SpecError
+from harness.parsers.arguments import decode_arguments as _decode
 from harness.parsers.base import ParsedCall, ParsedOutput, ToolParser
 
 if TYPE_CHECKING:
@@ -34,13 +34,6 @@ def tool_utils_module() -> Any:
 def llamafactory_formats() -> tuple[str, ...]:
     """Every tool format LLaMA-Factory registers (``TOOLS``), sorted."""
     return tuple(sorted(tool_utils_module().TOOLS))
-
-
-def _decode(arguments: str) -> Any:
-    try:
-        return json.loads(arguments)
-    except (TypeError, ValueError):
-        return None
 
 
 class LlamaFactoryToolParser(ToolParser):
