@@ -70,6 +70,8 @@ _CAUSES = (
           "re-ordered: the client replays them and the next prompt differs"),
     Cause("tool-content", "error", "the content the server's tool parser leaves differs from the trained content "
           "beyond leading/trailing whitespace"),
+    Cause("parser-crashed", "error", "the server's output parser raises on the text the model was trained to emit "
+          "(the server answers with an error)"),
     Cause("answer-control-text", "warning", "data-dependent: the answer's own text holds control-token text "
           "(a tool-call tag, a think tag, a stop token) that the server's parser or stop keys on"),
     Cause("reasoning-swallowed", "error", "the server's reasoning parser returns the whole trained answer as "

@@ -232,3 +232,24 @@ def test_cli_end_to_end_with_hermes(tmp_path):
     check = report["targets"][0]["checks"][0]
     assert check["name"] == "tool-roundtrip" and check["verdict"] in ("pass", "warn")
     assert report["targets"][0]["deploy"] == HERMES
+
+
+class Crashes(ToolParser):
+    """A parser that raises inside, as vLLM's do on some inputs (the server answers HTTP 500)."""
+
+    name, skip_special_tokens = "planted:crash", True
+
+    def parse(self, text: str, tools: Sequence[Any]) -> ParsedOutput:
+        from harness.parsers.vllm import ParserCrashed
+
+        raise ParserCrashed("planted:crash raised IndexError: list index out of range")
+
+
+def test_a_parser_crash_is_a_finding_not_an_abort():
+    pair = make_pair(load_model(model="qwen2.5"), "jinja:.", HERMES)
+    pair.deploy.__dict__["_tool_parser"] = Crashes()  # never builds the real one: no vLLM import
+    conv = Conversation.from_openai({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+                                     "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]})
+    failure = CHECKS["tool-roundtrip"].run(pair.case(conv))
+    assert failure is not None and failure.cause == "parser-crashed" and failure.severity == "error"
+    assert "IndexError" in failure.explanation and failure.where == "parser"

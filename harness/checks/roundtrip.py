@@ -24,7 +24,8 @@ when the training template dropped it, the expected reasoning is none — and, f
 content, both under the whitespace rule. Text the parser returns entirely as reasoning (deepseek_r1 on an
 answer trained without ``</think>``) is ``reasoning-swallowed``; any other difference ``reasoning-split``.
 
-Both: a finding on an answer whose own strings hold control-token text (``<tool_call>``, ``</think>``, a stop
+Both: a parser that raises on the emitted text is ``parser-crashed`` (the server answers HTTP 500). A finding
+on an answer whose own strings hold control-token text (``<tool_call>``, ``</think>``, a stop
 token: the model was trained to emit that control token mid-answer) is a warning, cause ``answer-control-text``
 — data-dependent, like ``user-control-text``.
 """
@@ -41,6 +42,7 @@ from deepdiff.path import parse_path
 
 from harness.checks.base import Case, Check, Failure, NotApplicable, Skip, label_stream
 from harness.conversation import thaw
+from harness.parsers.vllm import ParserCrashed
 
 if TYPE_CHECKING:
     from harness.conversation import Message
@@ -116,6 +118,13 @@ def trained_reasoning(message: "Message", text: str, form: str | None) -> str | 
     may drop it, e.g. in history turns), else none."""
     trained = normal(message.reasoning or "", form).strip()
     return trained if trained and trained in text else None
+
+
+def _crashed(check: str, case: Case, message: int, text: str, exc: Exception) -> Failure:
+    return _failure(check, case, message, "parser-crashed", "parser",
+                    f"answer messages[{message}]: the server's parser raises on the text the model was trained to "
+                    f"emit, {_show(text)}: {exc}", control_text(case, case.conv.messages[message]),
+                    {"emitted": text, "error": str(exc)})
 
 
 def same_text(a: str | None, b: str | None) -> bool:
@@ -215,9 +224,15 @@ def tool_roundtrip(case: Case) -> Failure | None:
         text = emitted_text(case, ans, parser.skip_special_tokens)
         fed, split_ok = text, True
         if thinker is not None:
-            reasoning, rest = thinker.split(text)
+            try:
+                reasoning, rest = thinker.split(text)
+            except ParserCrashed as exc:
+                return _crashed("tool-roundtrip", case, ans.message, text, exc)
             fed, split_ok = rest or "", same_text(reasoning, trained_reasoning(message, text, form))
-        out = parser.parse(fed, conv.tools)
+        try:
+            out = parser.parse(fed, conv.tools)
+        except ParserCrashed as exc:
+            return _crashed("tool-roundtrip", case, ans.message, fed, exc)
         want, got, content = normal(expected_calls(message), form), parsed_calls(out), normal(message.content, form)
         found = call_differences(want, got)
         if found is not None and not split_ok:
@@ -252,7 +267,10 @@ def reasoning_roundtrip(case: Case) -> Failure | None:
     form = unicode_form(case)
     for ans, message in answers:
         text = emitted_text(case, ans, parser.skip_special_tokens)
-        reasoning, content = parser.split(text)
+        try:
+            reasoning, content = parser.split(text)
+        except ParserCrashed as exc:
+            return _crashed("reasoning-roundtrip", case, ans.message, text, exc)
         want = trained_reasoning(message, text, form)
         trained = normal(message.reasoning or "", form).strip()
         problems = []
