@@ -149,15 +149,16 @@ def _show(text: str | None) -> str:
 
 def path_of(deep: str) -> str:
     """A deepdiff path (``root[0]['function']['arguments']['unit']``) as ``tool_calls[0].function.arguments.unit``."""
-    out = "tool_calls"
-    for part in parse_path(deep):
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(part)):
-            out += f".{part}"
-        else:
-            out += f"[{json.dumps(part, ensure_ascii=False)}]"
-    return out
+    return "tool_calls" + "".join(_step(part) for part in parse_path(deep))
+
+
+def _step(part: Any) -> str:
+    """One path step: ``[2]`` for an index, ``.unit`` for a plain key, ``["a b"]`` for any other key."""
+    if isinstance(part, int):
+        return f"[{part}]"
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(part)):
+        return f".{part}"
+    return f"[{json.dumps(part, ensure_ascii=False)}]"
 
 
 def expected_calls(message: "Message") -> list[dict[str, Any]]:
@@ -181,9 +182,9 @@ def order_paths(want: Any, got: Any, path: str) -> list[str]:
     """Paths of objects whose keys are equal as sets but come in another order (values compared equal)."""
     if isinstance(want, dict) and isinstance(got, dict):
         here = [path] if set(want) == set(got) and list(want) != list(got) else []
-        return here + [p for k in want if k in got for p in order_paths(want[k], got[k], f"{path}.{k}")]
+        return here + [p for k in want if k in got for p in order_paths(want[k], got[k], path + _step(k))]
     if isinstance(want, list) and isinstance(got, list):
-        return [p for i, (a, b) in enumerate(zip(want, got)) for p in order_paths(a, b, f"{path}[{i}]")]
+        return [p for i, (a, b) in enumerate(zip(want, got)) for p in order_paths(a, b, path + _step(i))]
     return []
 
 
