@@ -59,6 +59,25 @@ _CAUSES = (
     Cause("context-rejected", "warning", "the engine rejects a prompt longer than its context limit for an answer "
           "training trained on"),
     Cause("deploy-rejects", "error", "the deploy template rejects a conversation shape the training side accepts"),
+    Cause("tool-call-dropped", "error", "the server's tool parser returns fewer calls than the model was trained to "
+          "emit (a call is lost)"),
+    Cause("tool-call-spurious", "error", "the server's tool parser returns more calls than the model was trained to "
+          "emit (a call out of nothing, or one split in two)"),
+    Cause("tool-call-name", "error", "the server's tool parser returns another function name than the trained call"),
+    Cause("tool-arguments", "error", "the server's tool parser returns other arguments than the trained call "
+          "(values, types, keys, or not a JSON object)"),
+    Cause("tool-arguments-order", "error", "the server's tool parser returns the trained arguments with their keys "
+          "re-ordered: the client replays them and the next prompt differs"),
+    Cause("tool-content", "error", "the content the server's tool parser leaves differs from the trained content "
+          "beyond leading/trailing whitespace"),
+    Cause("parser-crashed", "error", "the server's output parser raises on the text the model was trained to emit "
+          "(the server answers with an error)"),
+    Cause("answer-control-text", "warning", "data-dependent: the answer's own text holds control-token text "
+          "(a tool-call tag, a think tag, a stop token) that the server's parser or stop keys on"),
+    Cause("reasoning-swallowed", "error", "the server's reasoning parser returns the whole trained answer as "
+          "reasoning (no end-of-thinking tag in it): the client gets no content"),
+    Cause("reasoning-split", "error", "the server's reasoning parser splits the trained answer into other reasoning "
+          "and content than training put there"),
 )
 
 #: cause id → Cause, in report order.

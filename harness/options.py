@@ -90,6 +90,29 @@ LLAMAFACTORY = {
     "cutoff_len": positive_int(1 << 24, "tokens"),
     "tokenize": choice("harness", "hf"),
 }
+
+
+def _parser_names(which: str) -> tuple[str, ...]:
+    from harness.parsers import registry  # static name lists: no engine import
+
+    return registry.TOOL_PARSER_NAMES if which == "tool" else registry.REASONING_PARSER_NAMES
+
+
+def _known_parser(which: str) -> Callable[[Any], bool]:
+    def ok(v: Any) -> bool:
+        bare = v[len("vllm:"):] if isinstance(v, str) and v.startswith("vllm:") else v
+        return isinstance(v, str) and bare in _parser_names(which)
+    return ok
+
+
+#: the engine's output parsers (vLLM ``--tool-call-parser`` / ``--reasoning-parser``): deploy options only
+PARSERS = {
+    "tool_parser": Option("a vLLM --tool-call-parser name (hermes, llama3_json, mistral, pythonic, glm45, deepseek_v3, "
+                          "qwen3_coder, ...) or llamafactory:FORMAT (default, qwen, glm4, llama3, mistral, ...)",
+                          _known_parser("tool")),
+    "reasoning_parser": Option("a vLLM --reasoning-parser name (deepseek_r1, qwen3, glm45, ...)",
+                               _known_parser("reasoning")),
+}
 XTUNER = {"max_length": positive_int(1 << 24, "tokens (XTuner's encode_fn cut)")}
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -101,6 +124,10 @@ def check_options(kind: str, spec: str, options: Mapping[str, Any], table: Mappi
     other well-formed names pass: they are template variables)."""
     for key, value in options.items():
         option = table.get(key)
+        if option is None and key in PARSERS:
+            raise SpecError(f"spec={spec!r}: {key} is a deploy option (the serving engine's output parser, vLLM "
+                            f"--{'tool-call' if key == 'tool_parser' else 'reasoning'}-parser); {kind} does not take "
+                            f"it: pass it on the --deploy spec, e.g. --deploy hf:.,{key}={_show(value)}")
         if option is None:
             if template_vars and _NAME.fullmatch(key):
                 continue

@@ -62,6 +62,9 @@ def parallel_sweep(pair: Pair, conversations: Callable[[], Iterator[Any]], total
         return sweep(pair, conversations(), checks=checks, advance=advance)
     ctx = multiprocessing.get_context("fork")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the Rust pool does not survive a fork
+    if checks is None or any(name.endswith("-roundtrip") for name in checks):
+        for member in ("tool_parser", "reasoning_parser"):  # build them (vLLM's ~20 s import) once, before forking
+            getattr(pair.deploy, member, None)
 
     def work(index: int, conn: Any) -> None:
         lo, hi = bounds(total, index, jobs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal, Sequence
 
-from harness.checks import CHECKS, Check, Failure, Pair, Skip
+from harness.checks import CHECKS, Check, Failure, NotApplicable, Pair, Skip
 from harness.conversation import Conversation
 from harness.errors import ConversationError, RenderRejected
 from harness.shrink import shrink
@@ -108,6 +108,8 @@ class _Tally:
     rejected_deploy: int = 0
     classes: dict[tuple, _Class] = field(default_factory=dict)
     skipped: str = ""
+    not_applicable: int = 0  # conversations the check did not apply to (NotApplicable)
+    first_not_applicable: str = ""
 
     @property
     def verdict(self) -> Verdict:
@@ -191,6 +193,10 @@ def sweep(pair: Pair, conversations: Iterable[Conversation], *, checks: Sequence
                 continue
             try:
                 failure = t.check.run(case)
+            except NotApplicable as why:
+                t.not_applicable += 1
+                t.first_not_applicable = t.first_not_applicable or str(why)
+                continue
             except Skip as why:
                 t.skipped = str(why)
                 continue
@@ -226,6 +232,8 @@ def merge_sweeps(parts: Sequence[Sweep]) -> Sweep:
             mine.warnings += t.warnings
             mine.rejected += t.rejected
             mine.rejected_deploy += t.rejected_deploy
+            mine.not_applicable += t.not_applicable
+            mine.first_not_applicable = mine.first_not_applicable or t.first_not_applicable
             mine.skipped = t.skipped
             for key, c in t.classes.items():
                 have = mine.classes.get(key)
@@ -287,6 +295,8 @@ def _skip_reason(t: _Tally, n: int) -> str:
         parts.append(f"{t.rejected} rejected by the training template")
     if t.rejected_deploy:
         parts.append(f"{t.rejected_deploy} rejected by a render the check needs")
+    if t.not_applicable:
+        parts.append(f"{t.not_applicable} not applicable, e.g. {t.first_not_applicable}")
     return "ran on no conversation" + (f" ({', '.join(parts)})" if parts else "")
 
 

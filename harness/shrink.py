@@ -1,7 +1,7 @@
 """Greedy, deterministic shrinking of a failing conversation (for failures found by bulk sweeps).
 
-Tries, until nothing changes: drop whole turns, drop the system message, drop tools, drop reasoning,
-then shorten each text (empty, one word, halves). A candidate is kept only if the check still fails
+Tries, until nothing changes: drop whole turns, drop the system message, drop tools, drop reasoning and
+parallel calls (all but the first, then one at a time), then shorten each text (empty, one word, halves). A candidate is kept only if the check still fails
 with the same severity. Inside pytest, hypothesis shrinks ``@given`` examples itself.
 """
 
@@ -55,6 +55,8 @@ def candidates(conv: Conversation) -> Iterator[Callable[[], Conversation]]:
             yield lambda i=i, m=m: Conversation(msgs[:i] + (replace(m, reasoning=None),) + msgs[i + 1:], conv.tools)
         if len(m.tool_calls) > 1:
             yield lambda i=i: _drop_call(conv, i)
+            for j in reversed(range(len(m.tool_calls))) if len(m.tool_calls) > 2 else ():  # one call at a time
+                yield lambda i=i, j=j: _drop_one_call(conv, i, j)
     for i, m in enumerate(msgs):
         for field in ("content", "reasoning"):
             value = getattr(m, field)
@@ -72,6 +74,15 @@ def _drop_call(conv: Conversation, i: int) -> Conversation:
     dropped = {c.id for c in m.tool_calls[1:]}
     rest = tuple(x for x in conv.messages[i + 1:] if not (x.role == "tool" and x.tool_call_id in dropped and x.tool_call_id))
     return Conversation(conv.messages[:i] + (replace(m, tool_calls=(keep,)),) + rest, conv.tools)
+
+
+def _drop_one_call(conv: Conversation, i: int, j: int) -> Conversation:
+    """Drop call ``j`` of message i's parallel calls, and its tool result."""
+    m = conv.messages[i]
+    gone = m.tool_calls[j]
+    rest = tuple(x for x in conv.messages[i + 1:] if not (x.role == "tool" and gone.id and x.tool_call_id == gone.id))
+    calls = m.tool_calls[:j] + m.tool_calls[j + 1:]
+    return Conversation(conv.messages[:i] + (replace(m, tool_calls=calls),) + rest, conv.tools)
 
 
 def shrink(conv: Conversation, fails: Callable[[Conversation], T | None], *, budget: int = 400) -> tuple[Conversation, T]:

@@ -173,6 +173,14 @@ def _build_hf(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
         raise SpecError(f"spec={str(spec)!r}: 'encode' is a training option; the hf deploy side tokenises whole prompts")
     renderer = _build_jinja(spec, tokenizer, HFRenderer)
     renderer.max_model_len = spec.options.get("max_model_len")
+    return _with_parsers(renderer, spec)
+
+
+def _with_parsers(renderer: "Renderer", spec: Spec) -> "Renderer":
+    """Name the engine's output parsers (``tool_parser=`` / ``reasoning_parser=``) on an HFRenderer; they are
+    built on first use (vLLM imports take ~20 s)."""
+    renderer.tool_parser_name = spec.options.get("tool_parser")  # type: ignore[attr-defined]
+    renderer.reasoning_parser_name = spec.options.get("reasoning_parser")  # type: ignore[attr-defined]
     return renderer
 
 
@@ -199,7 +207,8 @@ def _build_llamafactory(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
 def _build_llamafactory_jinja(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
     from harness.renderers.llamafactory.export import build_export_jinja
 
-    return build_export_jinja(str(spec), tokenizer, spec.arg, dict(spec.options))
+    lf_options = {k: v for k, v in spec.options.items() if k not in opt.PARSERS}
+    return _with_parsers(build_export_jinja(str(spec), tokenizer, spec.arg, lf_options), spec)
 
 
 def _build_llamafactory_ollama(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
@@ -297,7 +306,7 @@ def _build_xtuner(spec: Spec, tokenizer: "Tokenizer") -> "Renderer":
 
 for _kind in (
     Kind("hf", ("deploy",), _build_hf, "a chat template as vLLM serves it (the model dir's, a dir's or a .jinja file)",
-         {**opt.JINJA, "max_model_len": opt.positive_int(1 << 24, "tokens (vLLM --max-model-len)")},
+         {**opt.JINJA, "max_model_len": opt.positive_int(1 << 24, "tokens (vLLM --max-model-len)"), **opt.PARSERS},
          template_vars=True, probe=True),
     Kind("jinja", ("train",), _build_train_jinja, "a chat template as HF/TRL training renders and encodes it",
          {**opt.JINJA, "encode": opt.choice("whole", "segments"), "max_length": opt.positive_int(1 << 24, "tokens (TRL)"),
@@ -311,7 +320,7 @@ for _kind in (
     Kind("llamafactory", ("train",), _build_llamafactory, "LLaMA-Factory's supervised encoding (a template or a train.yaml)",
          opt.LLAMAFACTORY),
     Kind("llamafactory-jinja", ("deploy",), _build_llamafactory_jinja, "the chat template LLaMA-Factory's export writes",
-         {**opt.LLAMAFACTORY, "generated": opt.boolean()}),
+         {**opt.LLAMAFACTORY, "generated": opt.boolean(), **opt.PARSERS}),
     Kind("llamafactory-ollama", ("deploy",), _build_llamafactory_ollama, "the Modelfile LLaMA-Factory's export writes",
          {**opt.LLAMAFACTORY, **{k: opt.OLLAMA[k] for k in ("think", "eog", "add_bos")}}),
     Kind("paddlenlp", ("train",), _build_paddlenlp, "PaddleNLP's SFT encoding of a chat_template.json",

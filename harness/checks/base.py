@@ -69,7 +69,12 @@ class Failure:
 
 
 class Skip(Exception):
-    """The check does not apply to this pair (e.g. the model has no BOS)."""
+    """The check does not apply to this pair (e.g. the model has no BOS): the sweep stops running it."""
+
+
+class NotApplicable(Skip):
+    """The check does not apply to this conversation (e.g. it offers no tools): not counted as run, the sweep
+    goes on running the check on the next conversation; a check that applied to none is reported skipped."""
 
 
 _UNSET: Any = object()
@@ -223,7 +228,7 @@ class Case:
 
 @dataclass(frozen=True)
 class Check:
-    """A named property. ``run`` returns a Failure, None (holds) or raises Skip / RenderRejected."""
+    """A named property. ``run`` returns a Failure, None (holds) or raises Skip / NotApplicable / RenderRejected."""
 
     name: str
     run: Callable[[Case], Failure | None]

@@ -24,6 +24,7 @@ from harness.renderers.engine import EngineRenderer
 
 if TYPE_CHECKING:
     from harness.conversation import Conversation, Message
+    from harness.parsers.base import ReasoningParser, ToolParser
 
 
 def vllm_messages(conv: "Conversation") -> list[dict[str, Any]]:
@@ -70,6 +71,31 @@ class HFRenderer(JinjaRenderer, EngineRenderer):
     #: ``--max-model-len``: vLLM rejects a prompt of ``>= max_model_len`` ids (it needs room for one output id:
     #: ``Processor._validate_model_input``, vllm tests/v1/e2e/test_context_length.py); None: no limit modelled
     max_model_len: int | None = None
+    #: ``--tool-call-parser`` / ``--reasoning-parser`` (spec options ``tool_parser=`` / ``reasoning_parser=``)
+    tool_parser_name: str | None = None
+    reasoning_parser_name: str | None = None
+
+    @property
+    def tool_parser(self) -> "ToolParser | None":
+        """The engine's tool parser, built on first use (harness.parsers.registry); None when not configured."""
+        if self.tool_parser_name is None:
+            return None
+        if self.__dict__.get("_tool_parser") is None:
+            from harness.parsers.registry import build_tool_parser
+
+            self.__dict__["_tool_parser"] = build_tool_parser(self.tool_parser_name, self.tokenizer)
+        return self.__dict__["_tool_parser"]
+
+    @property
+    def reasoning_parser(self) -> "ReasoningParser | None":
+        """The engine's reasoning parser, built on first use; None when not configured."""
+        if self.reasoning_parser_name is None:
+            return None
+        if self.__dict__.get("_reasoning_parser") is None:
+            from harness.parsers.registry import build_reasoning_parser
+
+            self.__dict__["_reasoning_parser"] = build_reasoning_parser(self.reasoning_parser_name, self.tokenizer)
+        return self.__dict__["_reasoning_parser"]
 
     @property
     def stop_ids(self) -> frozenset[int]:
@@ -101,4 +127,6 @@ class HFRenderer(JinjaRenderer, EngineRenderer):
 
     def describe(self) -> dict[str, Any]:
         limit = {"max_model_len": self.max_model_len} if self.max_model_len else {}
-        return {**super().describe(), "engine": "vllm", "stop_ids": sorted(self.stop_ids), **limit}
+        parsers = {k: v for k, v in (("tool_parser", self.tool_parser_name),
+                                     ("reasoning_parser", self.reasoning_parser_name)) if v is not None}
+        return {**super().describe(), "engine": "vllm", "stop_ids": sorted(self.stop_ids), **limit, **parsers}

@@ -36,7 +36,7 @@ def shard_section(counted: Sequence[tuple[Sweep, dict]], piece: Callable[[int], 
                                 "as_found": _text(class_dict(divergence_class(key, c, None), piece))})
             checks.append({"name": t.check.name, "run": t.run, "errors": t.errors, "warnings": t.warnings,
                            "rejected": t.rejected, "rejected_deploy": t.rejected_deploy, "skipped": t.skipped,
-                           "classes": classes})
+                           "not_applicable": [t.not_applicable, t.first_not_applicable], "classes": classes})
         targets.append({"n": sw.n, "rejected": sw.rejected, "first_reason": sw.first_reason, "checks": checks})
     return {"index": index, "count": count, "start": lo, "stop": hi, "total": total, "targets": targets}
 
@@ -65,6 +65,7 @@ def _sweep(raw: dict[str, Any]) -> Sweep:
     for c in raw["checks"]:
         t = _Tally(CHECKS[c["name"]], c["run"], c["errors"], c["warnings"], c["rejected"], c["rejected_deploy"],
                    skipped=c["skipped"])
+        t.not_applicable, t.first_not_applicable = c.get("not_applicable", (0, ""))
         for k in c["classes"]:
             severity, cause, where, ids = k["key"]
             shown = {"shrunk": json.loads(k["shrunk"]), "as_found": json.loads(k["as_found"])}
