@@ -253,3 +253,13 @@ def test_a_parser_crash_is_a_finding_not_an_abort():
     failure = CHECKS["tool-roundtrip"].run(pair.case(conv))
     assert failure is not None and failure.cause == "parser-crashed" and failure.severity == "error"
     assert "IndexError" in failure.explanation and failure.where == "parser"
+
+
+def test_numbers_compare_by_value_but_a_number_returned_as_text_differs():
+    """JSON has one number type (Ollama returns 3.0 as 3); a parser typing an argument as a string is caught."""
+    from harness.checks.roundtrip import call_differences
+
+    want = [{"function": {"name": "f", "arguments": {"x": 3.0, "n": 2}}}]
+    assert call_differences(want, [{"function": {"name": "f", "arguments": {"x": 3, "n": 2.0}}}]) is None
+    assert call_differences(want, [{"function": {"name": "f", "arguments": {"x": 3.0, "n": "2"}}}]) == \
+        ("tool-arguments", ["tool_calls[0].function.arguments.n"])

@@ -8,7 +8,8 @@ does not return it — decoded as the engine decodes output for its parser (the 
 ``tool-roundtrip`` (skipped when the deploy side has no tool parser; not applicable to a conversation offering
 no tools). With a reasoning parser configured, the tool parser reads the content the reasoning parser leaves,
 as vLLM's chat server does. Rule: ``deploy.tool_parser.parse(text, conv.tools)`` gives back the message's
-``tool_calls`` — names, arguments as objects (JSON types strict: ``1`` is not ``1.0``), order and count —
+``tool_calls`` — names, arguments as objects (numbers by value: JSON has one number type and Ollama returns
+``3.0`` as ``3``; a number returned as a string is a difference), order and count —
 compared with ``deepdiff.DeepDiff`` on ``{"function": {"name", "arguments"}}`` lists, differences reported
 as paths (``tool_calls[1].function.arguments.unit``); the argument KEY ORDER of each object too (the client
 replays the returned arguments: re-ordered keys re-render differently), cause ``tool-arguments-order``.
@@ -190,7 +191,7 @@ def order_paths(want: Any, got: Any, path: str) -> list[str]:
 
 def call_differences(want: list[dict[str, Any]], got: list[dict[str, Any]]) -> tuple[str, list[str]] | None:
     """``(cause, paths)`` for the calls a parser returned vs the trained ones, None when they agree."""
-    diff = DeepDiff(want, got, verbose_level=2)
+    diff = DeepDiff(want, got, verbose_level=2, ignore_numeric_type_changes=True)
     paths = [path_of(p) for p in diff.affected_paths]
     if len(got) != len(want):
         lo, hi = sorted((len(got), len(want)))
@@ -209,7 +210,7 @@ def call_differences(want: list[dict[str, Any]], got: list[dict[str, Any]]) -> t
 
 def tool_roundtrip(case: Case) -> Failure | None:
     deploy = case.pair.deploy
-    parser = getattr(deploy, "tool_parser", None)
+    parser = deploy.tool_parser
     if parser is None:
         raise Skip("the deploy side has no tool parser (vLLM --tool-call-parser); add tool_parser=NAME to the "
                    "deploy spec, e.g. hf:.,tool_parser=hermes")
@@ -219,7 +220,7 @@ def tool_roundtrip(case: Case) -> Failure | None:
     answers = list(_answers(case))
     if not answers:
         raise NotApplicable("training puts loss on no answer of the conversation")
-    thinker = getattr(deploy, "reasoning_parser", None)
+    thinker = deploy.reasoning_parser
     form = unicode_form(case)
     for ans, message in answers:
         text = emitted_text(case, ans, parser.skip_special_tokens)
@@ -258,7 +259,7 @@ def tool_roundtrip(case: Case) -> Failure | None:
 # --- reasoning-roundtrip ---
 
 def reasoning_roundtrip(case: Case) -> Failure | None:
-    parser = getattr(case.pair.deploy, "reasoning_parser", None)
+    parser = case.pair.deploy.reasoning_parser
     if parser is None:
         raise Skip("the deploy side has no reasoning parser (vLLM --reasoning-parser); add reasoning_parser=NAME "
                    "to the deploy spec, e.g. hf:.,reasoning_parser=qwen3")
