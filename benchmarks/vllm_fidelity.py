@@ -4,7 +4,7 @@
 
 For each target (a zoo model's own template, or a third-party template served with ``--chat-template``, on a
 zoo tokenizer), ``--examples`` conversations from ``generate(n, seed, tools="any", reasoning="any")``; for each
-prompt prefix ``messages[:k]`` (k = each assistant index) the ids of ``hf:`` (``render(prefix).ids``) are
+prompt prefix ``messages[:k]`` (k = each assistant index) the ids of ``hf:`` (``render(prefix, detail=False).ids``, the checks' path) are
 compared with the ids the real vLLM server code computes for the same OpenAI request: a
 ``ChatCompletionRequest`` built from the request JSON goes through ``OnlineRenderer.render_chat`` (tool dicts
 from ``request.tools``, ``build_chat_params``, content-format detection, ``parse_chat_messages``,
@@ -227,7 +227,7 @@ def measure(target: Target, n: int, seed: int, chat: VllmChat | None = None,
         for k in conv.assistant_indices:
             prompt = conv.prefix(k)
             row.prompts += 1
-            ours = attempt(lambda: list(deploy.render(prompt, add_generation_prompt=True).ids))
+            ours = attempt(lambda: list(deploy.render(prompt, add_generation_prompt=True, detail=False).ids))
             theirs = attempt(lambda: chat.ids(request_body(prompt)))
             if ours[0] == theirs[0] == "raise":
                 row.both_refuse += 1
