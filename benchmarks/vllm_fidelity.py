@@ -4,8 +4,8 @@
 
 For each target (a zoo model's own template, or a third-party template served with ``--chat-template``, on a
 zoo tokenizer), ``--examples`` conversations from ``generate(n, seed, tools="any", reasoning="any")``; for each
-prompt prefix ``messages[:k]`` (k = each assistant index) the ids of ``hf:`` (``render(prefix, detail=False).ids``, the checks' path) are
-compared with the ids the real vLLM server code computes for the same OpenAI request: a
+prompt prefix ``messages[:k]`` (k = each assistant index) the ids of ``hf:`` (``render(prefix, detail=False)``,
+the checks' path) are compared with the ids the real vLLM server code computes for the same OpenAI request: a
 ``ChatCompletionRequest`` built from the request JSON goes through ``OnlineRenderer.render_chat`` (tool dicts
 from ``request.tools``, ``build_chat_params``, content-format detection, ``parse_chat_messages``,
 ``safe_apply_chat_template``, tokenisation with the request's ``add_special_tokens=False``) of a real

@@ -121,7 +121,8 @@ def test_choice_and_renders_match_transformers(dirs, layout, option):
             p = conv.prefix(k)
             ours_text = attempt(lambda: deploy.render_text(p))  # noqa: B023 - called at once
             hf_text = attempt(lambda: tok.hf.apply_chat_template(  # noqa: B023
-                vllm_messages(p, deploy.content_format(p.tool_dicts())), tools=p.tool_dicts(), chat_template=option, add_generation_prompt=True,
+                vllm_messages(p, deploy.content_format(p.tool_dicts())), tools=p.tool_dicts(),  # noqa: B023
+                chat_template=option, add_generation_prompt=True,
                 tokenize=False))
             ok = ok and same(ours_text, hf_text)
         ours_train = attempt(lambda: train.render_text(conv))  # noqa: B023
