@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness.conversation import Conversation
+from harness.corpus import _short
 from harness.generate import generate
 from harness.sandbox import PINNED_NOW
 
@@ -218,7 +219,7 @@ def measure(target: Target, n: int, seed: int, chat: VllmChat | None = None,
     if chat is None:
         source = Path(target.template).read_text(encoding="utf-8") if target.template else None
         chat = VllmChat(str(zoo_model_dir(target.model)), source, dict(target.kwargs) or None)
-    row = Row(target.name, target.spec)
+    row = Row(target.name, _short(target.spec))  # $SITE/... : the same JSON on every machine
     formats = set()
     decode = lambda ids: chat.tokenizer.decode(ids)  # noqa: E731
     for index, conv in enumerate(generate(n, seed=seed, tools="any", reasoning="any")):
