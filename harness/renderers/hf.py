@@ -1,15 +1,19 @@
 """``hf:`` — a chat template exactly as vLLM applies it (the deploy side most users ship to).
 
 vLLM (0.33) normalises the OpenAI request first: ``content: null`` → ``""``, tool-call argument strings
-parsed to objects (invalid JSON → ``{}``), empty ``tool_calls`` dropped, ``developer`` → ``system``,
-text parts joined with ``"\\n"``, tools re-serialised as ``{type, function: {name, description,
-parameters}}``, reasoning passed as ``reasoning_content``. transformers then drops ``None`` keys and
-aliases reasoning as ``thinking``. The template renders with the tokenizer's special-tokens map and
-``add_generation_prompt=True``; the prompt is tokenised with ``add_special_tokens=False``. The engine
-stops on the tokenizer eos, every ``generation_config.json`` eos id, and any request ``stop`` strings.
-With several named templates, vLLM's ``resolve_hf_chat_template`` calls ``tokenizer.get_chat_template(None,
-tools)``: ``tool_use`` for a request with tools when it exists, else ``default`` (harness.named_templates);
-``template=NAME`` stands for serving with that one template (``--chat-template``).
+parsed to objects (invalid JSON or not an object → ``{}``), empty ``tool_calls`` dropped, ``developer`` →
+``system``, text parts joined with ``"\n"``, tools re-serialised as ``{type, function: {name, description,
+parameters}}``, reasoning passed as ``reasoning`` and ``reasoning_content``, keys in the order pydantic
+rebuilds them (a tool call is ``{id, function: {arguments, name}, type}``). When the template loops over a
+message's content (vLLM's ``--chat-template-content-format auto`` detection, harness.renderers._content_format)
+every text goes as ``[{"type": "text", "text": ...}]`` instead (a tool message's stays a string).
+transformers then drops ``None`` keys and aliases reasoning as ``thinking``. The template renders with the
+tokenizer's special-tokens map and ``add_generation_prompt=True``; the prompt is tokenised with
+``add_special_tokens=False``. The engine stops on the tokenizer eos, every ``generation_config.json`` eos id,
+and any request ``stop`` strings. With several named templates, vLLM's ``resolve_hf_chat_template`` calls
+``tokenizer.get_chat_template(None, tools)``: ``tool_use`` for a request with tools when it exists, else
+``default`` (harness.named_templates); ``template=NAME`` stands for serving with that one template
+(``--chat-template``). benchmarks/vllm_fidelity.py measures all this against the real vLLM chat path.
 """
 
 from __future__ import annotations
