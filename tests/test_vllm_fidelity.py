@@ -70,6 +70,34 @@ def test_content_format_detection_agrees_with_vllm(vllm) -> None:
     assert counts["openai"] >= 20 and counts["string"] >= 20  # both answers exercised
 
 
+#: the walk's branches, each a template vLLM answers for: loops over content directly, through a variable or a
+#: namespace alias of messages, a macro argument (positional, keyword), a bare ``content`` in and out of macros,
+#: a tuple loop target (vLLM's assert -> "string"), a template that does not parse
+EDGES = (
+    "{% for m in messages %}{% for p in m['content'] %}{{ p.text }}{% endfor %}{% endfor %}",
+    "{% for m in messages %}{% for p in m.content %}{{ p }}{% endfor %}{% endfor %}",
+    "{% set msgs = messages[1:] %}{% for m in msgs %}{% for p in m.content | list %}{{ p }}{% endfor %}{% endfor %}",
+    "{% set ns = namespace(rest=messages) %}{% for m in ns.rest %}{% for p in m['content'] %}{% endfor %}{% endfor %}",
+    "{% macro show(c) %}{% for p in c %}{{ p }}{% endfor %}{% endmacro %}"
+    "{% for m in messages %}{{ show(m.content) }}{% endfor %}",
+    "{% macro show(x, c=none) %}{% for p in c %}{{ p }}{% endfor %}{% endmacro %}"
+    "{% for m in messages %}{{ show(1, c=m['content']) }}{% endfor %}",
+    "{% macro show(c) %}{% for p in content %}{{ p }}{% endfor %}{% endmacro %}{{ show(1) }}",
+    "{% for m in messages %}{% set content = m.content %}{% for p in content %}{% endfor %}{% endfor %}",
+    "{% for i, m in messages %}{% for p in m.content %}{% endfor %}{% endfor %}",
+    "{% for m in messages %}{{ m['content'] }}{% endfor %}",
+    "{% for m in messages %}{{ m.content }}{% endfor",
+)
+
+
+def test_content_format_edge_cases_agree_with_vllm(vllm) -> None:
+    from vllm.renderers.hf import _detect_content_format
+
+    answers = [_detect_content_format(t, default="string") for t in EDGES]
+    assert [detect_content_format(t) for t in EDGES] == answers
+    assert answers.count("openai") >= 5 and answers.count("string") >= 3
+
+
 def test_hf_agrees_with_vllm_on_300_conversations(vllm) -> None:
     rows = [vf.measure(_target(name), 50, SEED, chat=_chat(_target(name))) for name in QUICK]
     print("\n" + vf.HEADER + "\n" + "\n".join(vf.line(r) for r in rows))
