@@ -2,7 +2,7 @@
 
 vLLM (0.33) normalises the OpenAI request first: ``content: null`` → ``""``, tool-call argument strings
 parsed to objects (invalid JSON or not an object → ``{}``), empty ``tool_calls`` dropped, ``developer`` →
-``system``, text parts joined with ``"\n"``, tools re-serialised as ``{type, function: {name, description,
+``system``, text parts joined with ``"\\n"``, tools re-serialised as ``{type, function: {name, description,
 parameters}}``, reasoning passed as ``reasoning`` and ``reasoning_content``, keys in the order pydantic
 rebuilds them (a tool call is ``{id, function: {arguments, name}, type}``). When the template loops over a
 message's content (vLLM's ``--chat-template-content-format auto`` detection, harness.renderers._content_format)
