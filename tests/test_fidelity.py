@@ -140,12 +140,13 @@ def measure(model: str, n: int, seed: int = SEED) -> Fidelity:
             prompt = conv.prefix(k)
             fid.prompts += 1
             text = attempt(lambda: pair.deploy.render_text(prompt, add_generation_prompt=True))
-            hf_text = attempt(lambda: hf.apply_chat_template(vllm_messages(prompt), tools=tools,
+            fmt = pair.deploy.content_format(tools)  # what vLLM detects for the template (text parts or strings)
+            hf_text = attempt(lambda: hf.apply_chat_template(vllm_messages(prompt, fmt), tools=tools,
                                                              add_generation_prompt=True, tokenize=False))
             ids = attempt(lambda: list(pair.deploy.render(prompt, add_generation_prompt=True).ids))
             # the checks' hot path: ids only, no offsets or spans (a separate tokenisation path)
             fast = attempt(lambda: list(pair.deploy.render(prompt, add_generation_prompt=True, detail=False).ids))
-            hf_ids = attempt(lambda: list(hf.apply_chat_template(vllm_messages(prompt), tools=tools,
+            hf_ids = attempt(lambda: list(hf.apply_chat_template(vllm_messages(prompt, fmt), tools=tools,
                                                                  add_generation_prompt=True, tokenize=True,
                                                                  return_dict=False)))
             for what, ours, theirs in (("deploy text", text, hf_text), ("deploy ids", ids, hf_ids),
@@ -223,6 +224,7 @@ def test_llama3_date_header_is_pinned_on_both_sides() -> None:
     conv = Conversation.from_openai([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
     pair = make_pair(tok, "jinja:.", "hf:.")
     ours = pair.deploy.render_text(conv.prefix(1))
-    theirs = tok.hf.apply_chat_template(vllm_messages(conv.prefix(1)), add_generation_prompt=True, tokenize=False)
+    theirs = tok.hf.apply_chat_template(vllm_messages(conv.prefix(1), pair.deploy.content_format(None)),
+                                        add_generation_prompt=True, tokenize=False)
     assert PINNED_NOW.strftime("%d %b %Y") in ours
     assert ours == theirs

@@ -121,7 +121,8 @@ def test_choice_and_renders_match_transformers(dirs, layout, option):
             p = conv.prefix(k)
             ours_text = attempt(lambda: deploy.render_text(p))  # noqa: B023 - called at once
             hf_text = attempt(lambda: tok.hf.apply_chat_template(  # noqa: B023
-                vllm_messages(p), tools=p.tool_dicts(), chat_template=option, add_generation_prompt=True,
+                vllm_messages(p, deploy.content_format(p.tool_dicts())), tools=p.tool_dicts(),  # noqa: B023
+                chat_template=option, add_generation_prompt=True,
                 tokenize=False))
             ok = ok and same(ours_text, hf_text)
         ours_train = attempt(lambda: train.render_text(conv))  # noqa: B023
@@ -177,7 +178,8 @@ def test_render_cache_keys_on_the_chosen_template(dirs):
     tool = build_renderer("hf:.", tok, side="deploy")
     first, second = plain.render_text(conv.prefix(1)), tool.render_text(conv.prefix(1))
     assert first != second
-    assert second == tok.hf.apply_chat_template(vllm_messages(conv.prefix(1)), tools=conv.tool_dicts(),
+    assert second == tok.hf.apply_chat_template(vllm_messages(conv.prefix(1), tool.content_format(conv.tool_dicts())),
+                                                tools=conv.tool_dicts(),
                                                 add_generation_prompt=True, tokenize=False)
     assert plain.render_text(conv.prefix(1)) == first
 

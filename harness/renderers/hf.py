@@ -1,15 +1,19 @@
 """``hf:`` — a chat template exactly as vLLM applies it (the deploy side most users ship to).
 
 vLLM (0.33) normalises the OpenAI request first: ``content: null`` → ``""``, tool-call argument strings
-parsed to objects (invalid JSON → ``{}``), empty ``tool_calls`` dropped, ``developer`` → ``system``,
-text parts joined with ``"\\n"``, tools re-serialised as ``{type, function: {name, description,
-parameters}}``, reasoning passed as ``reasoning_content``. transformers then drops ``None`` keys and
-aliases reasoning as ``thinking``. The template renders with the tokenizer's special-tokens map and
-``add_generation_prompt=True``; the prompt is tokenised with ``add_special_tokens=False``. The engine
-stops on the tokenizer eos, every ``generation_config.json`` eos id, and any request ``stop`` strings.
-With several named templates, vLLM's ``resolve_hf_chat_template`` calls ``tokenizer.get_chat_template(None,
-tools)``: ``tool_use`` for a request with tools when it exists, else ``default`` (harness.named_templates);
-``template=NAME`` stands for serving with that one template (``--chat-template``).
+parsed to objects (invalid JSON or not an object → ``{}``), empty ``tool_calls`` dropped, ``developer`` →
+``system``, text parts joined with ``"\\n"``, tools re-serialised as ``{type, function: {name, description,
+parameters}}``, reasoning passed as ``reasoning`` and ``reasoning_content``, keys in the order pydantic
+rebuilds them (a tool call is ``{id, function: {arguments, name}, type}``). When the template loops over a
+message's content (vLLM's ``--chat-template-content-format auto`` detection, harness.renderers._content_format)
+every text goes as ``[{"type": "text", "text": ...}]`` instead (a tool message's stays a string).
+transformers then drops ``None`` keys and aliases reasoning as ``thinking``. The template renders with the
+tokenizer's special-tokens map and ``add_generation_prompt=True``; the prompt is tokenised with
+``add_special_tokens=False``. The engine stops on the tokenizer eos, every ``generation_config.json`` eos id,
+and any request ``stop`` strings. With several named templates, vLLM's ``resolve_hf_chat_template`` calls
+``tokenizer.get_chat_template(None, tools)``: ``tool_use`` for a request with tools when it exists, else
+``default`` (harness.named_templates); ``template=NAME`` stands for serving with that one template
+(``--chat-template``). benchmarks/vllm_fidelity.py measures all this against the real vLLM chat path.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from harness.renderers._common import text_stop_ids
+from harness.renderers._content_format import ContentFormat, detect_content_format
 from harness.renderers._hfjinja import JinjaRenderer, dataset_message, hf_message
 from harness.renderers.base import ContextLimit
 from harness.renderers.engine import EngineRenderer
@@ -27,27 +32,47 @@ if TYPE_CHECKING:
     from harness.parsers.base import ReasoningParser, ToolParser
 
 
-def vllm_messages(conv: "Conversation") -> list[dict[str, Any]]:
-    """The message dicts vLLM hands to ``apply_chat_template`` for an OpenAI request of ``conv``."""
-    return [m.memo("vllm", _vllm_message) for m in conv.messages]
+def vllm_messages(conv: "Conversation", content_format: ContentFormat = "string") -> list[dict[str, Any]]:
+    """The message dicts vLLM hands to ``apply_chat_template`` for an OpenAI request of ``conv``, after
+    transformers' normalisation; ``content_format`` is what vLLM detected for the template
+    (:func:`harness.renderers._content_format.detect_content_format`)."""
+    return [m.memo(f"vllm-{content_format}", lambda msg: _vllm_message(msg, content_format)) for m in conv.messages]
 
 
-def _vllm_message(message: "Message") -> dict[str, Any]:
-    msg = _vllm_dict(message)
+def _vllm_message(message: "Message", content_format: ContentFormat) -> dict[str, Any]:
+    msg = _vllm_dict(message, content_format)
     same = dataset_message(message)
-    return same if same == msg else msg  # one object for equal forms lets renders be shared (render cache)
+    # one object for equal forms (key order included: a template may print a dict) lets renders be shared
+    return same if _ordered(same) == _ordered(msg) else msg
 
 
-def _vllm_dict(message: "Message") -> dict[str, Any]:
+def _ordered(value: Any) -> Any:
+    if isinstance(value, dict):
+        return [(k, _ordered(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
+def _vllm_dict(message: "Message", content_format: ContentFormat) -> dict[str, Any]:
+    """``parse_chat_message_content`` of the request message as pydantic validated it: keys in the order vLLM
+    writes them (role, content, tool_calls, reasoning, reasoning_content, tool_call_id, name), a tool call as
+    ``{id, function: {arguments, name}, type}`` (the OpenAI TypedDicts' field order)."""
     m = message.to_openai("request")
-    msg: dict[str, Any] = {"role": m["role"], "content": m.get("content") or ""}
+    role = m["role"]
+    content = m.get("content")
+    msg: dict[str, Any] = {"role": role}
+    if content_format == "openai" and role != "tool":  # vLLM joins a tool message's text parts back to a string
+        msg["content"] = [] if content is None else [{"type": "text", "text": content}]
+    else:
+        msg["content"] = content or ""
     calls = m.get("tool_calls")
-    if calls:
+    if role == "assistant" and calls:
         msg["tool_calls"] = [_parse_call(c) for c in calls]
     reasoning = m.get("reasoning_content")
-    if m["role"] == "assistant" and reasoning:
-        msg["reasoning_content"] = reasoning
-    if m["role"] == "tool" and m.get("tool_call_id") is not None:
+    if role == "assistant" and reasoning is not None:
+        msg["reasoning"] = msg["reasoning_content"] = reasoning
+    if role == "tool" and m.get("tool_call_id") is not None:
         msg["tool_call_id"] = m["tool_call_id"]
     if isinstance(m.get("name"), str):
         msg["name"] = m["name"]
@@ -55,14 +80,18 @@ def _vllm_dict(message: "Message") -> dict[str, Any]:
 
 
 def _parse_call(call: dict[str, Any]) -> dict[str, Any]:
-    fn = dict(call["function"])
+    """vLLM's ``_postprocess_messages``: arguments parsed to an object; empty, invalid JSON or not an object
+    → ``{}``."""
+    fn = call["function"]
     args = fn.get("arguments")
     if isinstance(args, str):
         try:
-            fn["arguments"] = json.loads(args) if args else {}
+            args = json.loads(args) if args else {}
         except json.JSONDecodeError:
-            fn["arguments"] = {}
-    return {**call, "function": fn}
+            args = {}
+    if not isinstance(args, dict):
+        args = {}
+    return {"id": call.get("id"), "function": {"arguments": args, "name": fn["name"]}, "type": "function"}
 
 
 class HFRenderer(JinjaRenderer, EngineRenderer):
@@ -106,7 +135,13 @@ class HFRenderer(JinjaRenderer, EngineRenderer):
 
     def render_text(self, conv: "Conversation", *, add_generation_prompt: bool = True) -> str:
         """The prompt text only (no tokenisation)."""
-        return self._render_text(vllm_messages(conv), conv.tool_dicts(), add_generation_prompt).text
+        tools = conv.tool_dicts()
+        return self._render_text(vllm_messages(conv, self.content_format(tools)), tools, add_generation_prompt).text
+
+    def content_format(self, tools: list[dict[str, Any]] | None) -> ContentFormat:
+        """How vLLM passes message content to the template a request renders with (``--chat-template-content-format
+        auto``): ``"openai"`` (text parts) when the template loops over a message's content, else ``"string"``."""
+        return detect_content_format(self.template_for(tools).source)
 
     def encode(self, text: str) -> list[int]:
         ids = self.tokenizer.encode(text)
