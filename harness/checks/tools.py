@@ -1,0 +1,189 @@
+"""``tools`` (prompt side): tool definitions and history tool calls reach the model as training showed them.
+
+The rule. Let k be the first answer whose served prompt text is not a prefix of the training text (the text
+``prompt-prefix`` compares on ids). The check fails iff that divergence is *located in a tool structure*: some
+element of ``tools`` (a tool, its description, any key or item of its JSON schema) or of a history call (a call,
+any key or item of its arguments) must be present for the sides to differ. The element is found by delta
+debugging over the request JSON: every element is tried for removal, parents before children, and kept only when
+removing it makes the sides agree; the first kept element with no kept element under it is reported as a
+deepdiff-style path (``tools[1].function.parameters.properties.city.enum``,
+``messages[3].tool_calls[0].function.arguments.unit``). Divergences no tool element is needed for (system text,
+generation prompt, tokenisation) stay ``prompt-prefix``'s alone: this check adds location, not a second copy.
+
+What each side tells the model about that element is then read back from both renderings: JSON objects found in
+the text are compared with ``deepdiff.DeepDiff`` (a dropped ``description``/``enum``/``$defs`` → cause
+``tool-definition-changed`` or ``tool-call-changed``, with DeepDiff's paths); objects equal as values but written
+differently (key order, spacing, ``ensure_ascii``) → ``tool-json-format``; a side that writes no parseable JSON for
+it → ``tools-rendered`` with both texts quoted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterator
+
+from harness.checks.base import Case, Check, Failure, Skip
+from harness.checks.prompt import prompt_holds
+from harness.conversation import Conversation, thaw
+from harness.errors import ConversationError, RenderRejected
+
+Path = tuple[Any, ...]
+
+#: schema keywords kept in a class's ``where``; other dict keys (property / argument names) become ``*``
+_KEYWORDS = frozenset({"function", "description", "parameters", "properties", "required", "enum", "items", "type",
+                       "$defs", "definitions", "$ref", "anyOf", "oneOf", "allOf", "default", "additionalProperties",
+                       "tool_calls", "arguments", "format", "minimum", "maximum", "title", "const", "nullable"})
+_IDENT = re.compile(r"^[\w$]+$")
+
+
+def fmt(path: Path) -> str:
+    """``("tools", 1, "function", "name")`` → ``tools[1].function.name`` (odd keys as ``['a b']``)."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENT.match(part):
+            out += ("." if out else "") + part
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+def general(path: Path) -> str:
+    """The class of ``path``: indices as ``[*]``, user-chosen names (properties, ``$defs`` entries, argument
+    keys) as ``*``; ``tools[1].function.parameters.properties.city.enum`` →
+    ``tools[*].function.parameters.properties.*.enum``."""
+    out, data = "", False
+    for i, part in enumerate(path):
+        if isinstance(part, int):
+            out += "[*]"
+            continue
+        user = data or (i > 0 and path[i - 1] in ("properties", "$defs", "definitions")) or part not in _KEYWORDS
+        out += ("." if out else "") + ("*" if user and i > 0 else part)
+        data = data or part == "arguments"
+    out = re.sub(r"(\.properties\.\*|\.items)+", lambda m: ".properties.*" if "properties" in m.group(0) else ".items",
+                 out)
+    return re.sub(r"\.arguments[.\[].*$", ".arguments.*", out)
+
+
+def _elements(value: Any, path: Path) -> Iterator[Path]:
+    """Every key and item under ``value`` (pre-order), as paths."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield path + (key,)
+            yield from _elements(sub, path + (key,))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield path + (i,)
+            yield from _elements(sub, path + (i,))
+
+
+def elements(request: dict[str, Any]) -> list[Path]:
+    """Removable tool elements of a request (dataset form), parents before children."""
+    out: list[Path] = []
+    for i, tool in enumerate(request.get("tools") or []):
+        out.append(("tools", i))
+        fn = tool["function"]
+        if fn.get("description"):
+            out.append(("tools", i, "function", "description"))
+        out.append(("tools", i, "function", "parameters"))
+        out.extend(_elements(fn.get("parameters") or {}, ("tools", i, "function", "parameters")))
+    for m, msg in enumerate(request["messages"]):
+        for j, call in enumerate(msg.get("tool_calls") or []):
+            out.append(("messages", m, "tool_calls", j))
+            base = ("messages", m, "tool_calls", j, "function", "arguments")
+            out.extend(_elements(call["function"]["arguments"], base))
+    return out
+
+
+def prune(value: Any, removed: set[Path], path: Path = ()) -> Any:
+    """``value`` without the elements at ``removed`` (paths in ``value``'s own indices)."""
+    if isinstance(value, dict):
+        return {k: prune(v, removed, path + (k,)) for k, v in value.items() if path + (k,) not in removed}
+    if isinstance(value, list):
+        return [prune(v, removed, path + (i,)) for i, v in enumerate(value) if path + (i,) not in removed]
+    return value
+
+
+def _variant(request: dict[str, Any], removed: set[Path]) -> Conversation | None:
+    try:
+        return Conversation.from_openai(prune(request, removed))
+    except ConversationError:
+        return None
+
+
+def _diverges(case: Case, conv: Conversation | None, k: int) -> bool:
+    """Text rule: the served prompt text for answer ``k`` is not a prefix of the training text."""
+    if conv is None:
+        return False
+    try:
+        train = case.pair.train.render_text(conv, add_generation_prompt=False)
+        prompt = case.pair.deploy.render_text(conv.prefix(k), add_generation_prompt=True)
+    except (RenderRejected, ConversationError):
+        return False
+    return not train.startswith(prompt)
+
+
+def localise(case: Case, k: int) -> tuple[list[Path], dict[str, Any], set[Path]] | None:
+    """Delta debugging: (kept leaf elements in pre-order, the request, the removed set), or None when no tool
+    element is needed for answer ``k``'s prompt to diverge."""
+    request = thaw(case.conv.to_openai(form="dataset"))
+    removed: set[Path] = set()
+    order = elements(request)
+    for path in order:
+        if any(path[:n] in removed for n in range(1, len(path))):
+            continue
+        if _diverges(case, _variant(request, removed | {path}), k):
+            removed.add(path)
+    kept = [p for p in order if not any(p[:n] in removed for n in range(1, len(p) + 1))]
+    if not kept:
+        return None
+    leaves = [p for p in kept if not any(q != p and q[:len(p)] == p for q in kept)]
+    return leaves, request, removed
+
+
+def tools(case: Case) -> Failure | None:
+    conv = case.conv
+    if not conv.tools and not any(m.tool_calls for m in conv.messages):
+        raise Skip("the conversation has no tools and no tool calls")
+    train = case.train
+    for ans in train.answers:
+        k = ans.message
+        try:
+            prompt = case.prompt(k)
+        except RenderRejected:
+            continue  # prompt-prefix reports a deploy side that rejects the shape
+        if prompt_holds(prompt.ids, train.ids, ans):
+            continue
+        if prompt.text is None or train.text is None or train.text.startswith(prompt.text):
+            return None  # same text, other ids: tokenisation, prompt-prefix's to report
+        found = localise(case, k)
+        if found is None:
+            return None  # the first divergence is not in a tool structure: prompt-prefix's to report
+        leaves, request, removed = found
+        return _failure(case, k, leaves, request, removed, prompt)
+    return None
+
+
+def _failure(case: Case, k: int, leaves: list[Path], request: dict[str, Any], removed: set[Path],
+             prompt: Any) -> Failure:
+    from harness.checks.toolsread import tell
+
+    path = leaves[0]
+    small = _variant(request, removed)
+    assert small is not None
+    cause, said, deeper = tell(case, small, k, path, request)
+    if deeper is not None and deeper[:len(path)] == path:  # DeepDiff names a field inside the element
+        path = deeper
+    others = ", ".join(fmt(p) for p in leaves[1:4])
+    needs = f" (the sides differ only while {others} is present too)" if others else ""
+    explanation = (f"the served prompt for answer messages[{k}] differs from training at {fmt(path)}{needs}: "
+                   f"{said}")
+    expected = case.train.ids[:max(len(prompt.ids), case.train.answer(k).start)]
+    return Failure("tools", "error", explanation, case.conv, case.diff(expected, prompt, k), k, cause=cause,
+                   where=general(path), tokens={"path": fmt(path), "paths": [fmt(p) for p in leaves]})
+
+
+CHECKS = (Check("tools", tools, "tool definitions and history calls render alike; the divergence is located as a "
+                "path into the request"),)
