@@ -23,7 +23,7 @@ import json
 import re
 from typing import Any, Iterator
 
-from harness.checks.base import Case, Check, Failure, Skip
+from harness.checks.base import Case, Check, Failure
 from harness.checks.prompt import prompt_holds
 from harness.conversation import Conversation, thaw
 from harness.errors import ConversationError, RenderRejected
@@ -106,15 +106,40 @@ def prune(value: Any, removed: set[Path], path: Path = ()) -> Any:
     return value
 
 
-def _variant(request: dict[str, Any], removed: set[Path]) -> Conversation | None:
+def _variant(request: dict[str, Any], removed: set[Path], k: int) -> tuple[Conversation | None, int]:
+    """The conversation without ``removed`` (a removed call takes its tool results with it) and where answer
+    ``k`` now is."""
+    gone = {call.get("id") for m, msg in enumerate(request["messages"])
+            for j, call in enumerate(msg.get("tool_calls") or []) if ("messages", m, "tool_calls", j) in removed}
+    gone.discard(None)
+    gone.discard("")
+    pruned = prune(request, removed)
+    drop = [i for i, m in enumerate(pruned["messages"]) if m["role"] == "tool" and m.get("tool_call_id") in gone]
+    pruned["messages"] = [m for i, m in enumerate(pruned["messages"]) if i not in drop]
     try:
-        return Conversation.from_openai(prune(request, removed))
+        return Conversation.from_openai(pruned), k - sum(1 for i in drop if i < k)
     except ConversationError:
-        return None
+        return None, k
 
 
-def _diverges(case: Case, conv: Conversation | None, k: int) -> bool:
+def remap(path: Path, removed: set[Path], request: dict[str, Any], k: int) -> Path:
+    """``path`` (original indices) in the reduced conversation: removed items and dropped results before it
+    shift each index down."""
+    out: list[Any] = []
+    for n, part in enumerate(path):
+        if isinstance(part, int):
+            shift = sum(1 for j in range(part) if path[:n] + (j,) in removed)
+            if n == 1 and path[0] == "messages":
+                _, moved = _variant(request, removed, part)
+                shift = part - moved
+            part -= shift
+        out.append(part)
+    return tuple(out)
+
+
+def _diverges(case: Case, variant: tuple[Conversation | None, int]) -> bool:
     """Text rule: the served prompt text for answer ``k`` is not a prefix of the training text."""
+    conv, k = variant
     if conv is None:
         return False
     try:
@@ -134,7 +159,7 @@ def localise(case: Case, k: int) -> tuple[list[Path], dict[str, Any], set[Path]]
     for path in order:
         if any(path[:n] in removed for n in range(1, len(path))):
             continue
-        if _diverges(case, _variant(request, removed | {path}), k):
+        if _diverges(case, _variant(request, removed | {path}, k)):
             removed.add(path)
     kept = [p for p in order if not any(p[:n] in removed for n in range(1, len(p) + 1))]
     if not kept:
@@ -146,7 +171,7 @@ def localise(case: Case, k: int) -> tuple[list[Path], dict[str, Any], set[Path]]
 def tools(case: Case) -> Failure | None:
     conv = case.conv
     if not conv.tools and not any(m.tool_calls for m in conv.messages):
-        raise Skip("the conversation has no tools and no tool calls")
+        return None  # nothing to locate (a Skip would stop the check for the whole sweep)
     train = case.train
     for ans in train.answers:
         k = ans.message
@@ -162,26 +187,30 @@ def tools(case: Case) -> Failure | None:
         if found is None:
             return None  # the first divergence is not in a tool structure: prompt-prefix's to report
         leaves, request, removed = found
-        return _failure(case, k, leaves, request, removed, prompt)
+        return _failure(case, k, leaves, request, removed)
     return None
 
 
-def _failure(case: Case, k: int, leaves: list[Path], request: dict[str, Any], removed: set[Path],
-             prompt: Any) -> Failure:
+def _failure(case: Case, k: int, leaves: list[Path], request: dict[str, Any], removed: set[Path]) -> Failure:
     from harness.checks.toolsread import tell
 
     path = leaves[0]
-    small = _variant(request, removed)
+    small, k2 = _variant(request, removed, k)
     assert small is not None
-    cause, said, deeper = tell(case, small, k, path, request)
+    cause, said, deeper = tell(case, small, k2, path, request)
     if deeper is not None and deeper[:len(path)] == path:  # DeepDiff names a field inside the element
         path = deeper
+    path, leaves = remap(path, removed, request, k), [remap(p, removed, request, k) for p in leaves]
+    k = k2
     others = ", ".join(fmt(p) for p in leaves[1:4])
     needs = f" (the sides differ only while {others} is present too)" if others else ""
     explanation = (f"the served prompt for answer messages[{k}] differs from training at {fmt(path)}{needs}: "
-                   f"{said}")
-    expected = case.train.ids[:max(len(prompt.ids), case.train.answer(k).start)]
-    return Failure("tools", "error", explanation, case.conv, case.diff(expected, prompt, k), k, cause=cause,
+                   f"{said}. The counterexample keeps only the tool elements the divergence needs")
+    reduced = case.variant(small)  # the conversation reduced to those elements: its own ids and diff
+    ans = reduced.train.answer(k)
+    shown = reduced.prompt(k)
+    expected = reduced.train.ids[:max(len(shown.ids), ans.start)]
+    return Failure("tools", "error", explanation, small, reduced.diff(expected, shown, k), k, cause=cause,
                    where=general(path), tokens={"path": fmt(path), "paths": [fmt(p) for p in leaves]})
 
 
