@@ -45,8 +45,6 @@ _CAUSES = (
           "differs as values)"),
     Cause("tool-json-format", "error", "a tool definition or history call is the same JSON value on both sides but "
           "serialised differently (key order, spacing, ensure_ascii)"),
-    Cause("reasoning-history", "error", "reasoning of an earlier answer is kept in the prompt on one side and "
-          "stripped on the other"),
     Cause("reasoning-mode", "error", "the last turn's thinking mode differs: training trains the answer with "
           "reasoning (or an empty think block) and serving opens or closes the think block otherwise"),
     Cause("template-text", "error", "the two templates write different text around the messages"),
