@@ -24,7 +24,7 @@ import re
 from typing import Any, Iterator
 
 from harness.checks.base import Case, Check, Failure
-from harness.checks.prompt import prompt_holds
+from harness.checks.prompt import _first_difference, locate_cause, prompt_holds
 from harness.conversation import Conversation, thaw
 from harness.errors import ConversationError, RenderRejected
 
@@ -34,6 +34,8 @@ Path = tuple[Any, ...]
 _KEYWORDS = frozenset({"function", "description", "parameters", "properties", "required", "enum", "items", "type",
                        "$defs", "definitions", "$ref", "anyOf", "oneOf", "allOf", "default", "additionalProperties",
                        "tool_calls", "arguments", "format", "minimum", "maximum", "title", "const", "nullable"})
+#: chars of training text before the first difference that a reduced variant must still part after
+ANCHOR = 24
 _IDENT = re.compile(r"^[\w$]+$")
 
 
@@ -79,8 +81,9 @@ def _elements(value: Any, path: Path) -> Iterator[Path]:
             yield from _elements(sub, path + (i,))
 
 
-def elements(request: dict[str, Any]) -> list[Path]:
-    """Removable tool elements of a request (dataset form), parents before children."""
+def elements(request: dict[str, Any], k: int) -> list[Path]:
+    """Removable tool elements of a request (dataset form) that answer ``k``'s prompt holds (the tools, calls of
+    ``messages[:k]``), parents before children."""
     out: list[Path] = []
     for i, tool in enumerate(request.get("tools") or []):
         out.append(("tools", i))
@@ -89,7 +92,7 @@ def elements(request: dict[str, Any]) -> list[Path]:
             out.append(("tools", i, "function", "description"))
         out.append(("tools", i, "function", "parameters"))
         out.extend(_elements(fn.get("parameters") or {}, ("tools", i, "function", "parameters")))
-    for m, msg in enumerate(request["messages"]):
+    for m, msg in enumerate(request["messages"][:k]):
         for j, call in enumerate(msg.get("tool_calls") or []):
             out.append(("messages", m, "tool_calls", j))
             base = ("messages", m, "tool_calls", j, "function", "arguments")
@@ -137,8 +140,10 @@ def remap(path: Path, removed: set[Path], request: dict[str, Any], k: int) -> Pa
     return tuple(out)
 
 
-def _diverges(case: Case, variant: tuple[Conversation | None, int]) -> bool:
-    """Text rule: the served prompt text for answer ``k`` is not a prefix of the training text."""
+def _diverges(case: Case, variant: tuple[Conversation | None, int], anchor: str) -> bool:
+    """Text rule: the served prompt text for answer ``k`` is not a prefix of the training text, and the texts part
+    right after ``anchor`` (the training text before the original first difference): the same divergence, not one
+    further on that removing an element merely uncovers."""
     conv, k = variant
     if conv is None:
         return False
@@ -147,19 +152,31 @@ def _diverges(case: Case, variant: tuple[Conversation | None, int]) -> bool:
         prompt = case.pair.deploy.render_text(conv.prefix(k), add_generation_prompt=True)
     except (RenderRejected, ConversationError):
         return False
-    return not train.startswith(prompt)
+    if train.startswith(prompt):
+        return False
+    c = _first_difference(prompt, train)
+    return train[max(0, c - len(anchor)):c] == anchor
 
 
 def localise(case: Case, k: int) -> tuple[list[Path], dict[str, Any], set[Path]] | None:
-    """Delta debugging: (kept leaf elements in pre-order, the request, the removed set), or None when no tool
-    element is needed for answer ``k``'s prompt to diverge."""
+    """Delta debugging: (kept leaf elements in pre-order, the request, the removed set), or None when the
+    rendered texts agree or no tool element is needed for answer ``k``'s prompt to diverge where it does."""
     request = thaw(case.conv.to_openai(form="dataset"))
     removed: set[Path] = set()
-    order = elements(request)
+    try:
+        train = case.pair.train.render_text(case.conv, add_generation_prompt=False)
+        prompt = case.pair.deploy.render_text(case.conv.prefix(k), add_generation_prompt=True)
+    except RenderRejected:
+        return None
+    if train.startswith(prompt):
+        return None
+    c = _first_difference(prompt, train)
+    anchor = train[max(0, c - ANCHOR):c]
+    order = elements(request, k)
     for path in order:
         if any(path[:n] in removed for n in range(1, len(path))):
             continue
-        if _diverges(case, _variant(request, removed | {path}, k)):
+        if _diverges(case, _variant(request, removed | {path}, k), anchor):
             removed.add(path)
     kept = [p for p in order if not any(p[:n] in removed for n in range(1, len(p) + 1))]
     if not kept:
@@ -183,6 +200,8 @@ def tools(case: Case) -> Failure | None:
             continue
         if prompt.text is None or train.text is None or train.text.startswith(prompt.text):
             return None  # same text, other ids: tokenisation, prompt-prefix's to report
+        if locate_cause(case, ans, prompt)[0] != "tools-rendered":
+            return None  # the first divergence is not in tool structures: prompt-prefix's alone
         found = localise(case, k)
         if found is None:
             return None  # the first divergence is not in a tool structure: prompt-prefix's to report
