@@ -24,7 +24,7 @@ import re
 from typing import Any, Iterator
 
 from harness.checks.base import Case, Check, Failure
-from harness.checks.prompt import _first_difference, locate_cause, prompt_holds
+from harness.checks.prompt import _first_difference, prompt_holds
 from harness.conversation import Conversation, thaw
 from harness.errors import ConversationError, RenderRejected
 
@@ -110,15 +110,28 @@ def prune(value: Any, removed: set[Path], path: Path = ()) -> Any:
 
 
 def _variant(request: dict[str, Any], removed: set[Path], k: int) -> tuple[Conversation | None, int]:
-    """The conversation without ``removed`` (a removed call takes its tool results with it) and where answer
-    ``k`` now is."""
+    """The conversation without ``removed`` and where answer ``k`` now is. A removed call takes its tool results
+    with it; a turn left with no call and no text goes whole, with the results after it (a call step is removed
+    as a step, not turned into an empty answer)."""
     gone = {call.get("id") for m, msg in enumerate(request["messages"])
             for j, call in enumerate(msg.get("tool_calls") or []) if ("messages", m, "tool_calls", j) in removed}
-    gone.discard(None)
-    gone.discard("")
+    gone -= {None, ""}
     pruned = prune(request, removed)
-    drop = [i for i, m in enumerate(pruned["messages"]) if m["role"] == "tool" and m.get("tool_call_id") in gone]
-    pruned["messages"] = [m for i, m in enumerate(pruned["messages"]) if i not in drop]
+    messages = pruned["messages"]
+    drop: set[int] = set()
+    for i, m in enumerate(messages):
+        emptied = request["messages"][i].get("tool_calls") and not m.get("tool_calls") and not m.get("content") \
+            and not m.get("reasoning_content")
+        if emptied:
+            drop.add(i)
+            j = i + 1
+            while j < len(messages) and messages[j]["role"] == "tool" and (
+                    not messages[j].get("tool_call_id") or messages[j].get("tool_call_id") in gone):
+                drop.add(j)
+                j += 1
+        elif m["role"] == "tool" and m.get("tool_call_id") in gone:
+            drop.add(i)
+    pruned["messages"] = [m for i, m in enumerate(messages) if i not in drop]
     try:
         return Conversation.from_openai(pruned), k - sum(1 for i in drop if i < k)
     except ConversationError:
@@ -158,14 +171,20 @@ def _diverges(case: Case, variant: tuple[Conversation | None, int], anchor: str)
     return train[max(0, c - len(anchor)):c] == anchor
 
 
-def localise(case: Case, k: int) -> tuple[list[Path], dict[str, Any], set[Path]] | None:
-    """Delta debugging: (kept leaf elements in pre-order, the request, the removed set), or None when the
+def localise(case: Case, k: int) -> tuple[list[Path], list[Path], dict[str, Any], set[Path]] | None:
+    """Delta debugging: (kept leaf elements and all kept elements in pre-order, the request without reasoning,
+    the removed set), or None when the
     rendered texts agree or no tool element is needed for answer ``k``'s prompt to diverge where it does."""
     request = thaw(case.conv.to_openai(form="dataset"))
+    for message in request["messages"]:  # reasoning is the reasoning check's: judge tools without it
+        message.pop("reasoning_content", None)
     removed: set[Path] = set()
+    conv, _ = _variant(request, removed, k)
+    if conv is None:
+        return None
     try:
-        train = case.pair.train.render_text(case.conv, add_generation_prompt=False)
-        prompt = case.pair.deploy.render_text(case.conv.prefix(k), add_generation_prompt=True)
+        train = case.pair.train.render_text(conv, add_generation_prompt=False)
+        prompt = case.pair.deploy.render_text(conv.prefix(k), add_generation_prompt=True)
     except RenderRejected:
         return None
     if train.startswith(prompt):
@@ -182,7 +201,7 @@ def localise(case: Case, k: int) -> tuple[list[Path], dict[str, Any], set[Path]]
     if not kept:
         return None
     leaves = [p for p in kept if not any(q != p and q[:len(p)] == p for q in kept)]
-    return leaves, request, removed
+    return leaves, kept, request, removed
 
 
 def tools(case: Case) -> Failure | None:
@@ -196,28 +215,26 @@ def tools(case: Case) -> Failure | None:
             prompt = case.prompt(k)
         except RenderRejected:
             continue  # prompt-prefix reports a deploy side that rejects the shape
-        if prompt_holds(prompt.ids, train.ids, ans):
-            continue
+        if prompt_holds(prompt.ids, train.ids, ans) or ans.end <= ans.start:
+            continue  # holds, or training renders nothing of the answer (prompt-prefix's history-messages-dropped)
         if prompt.text is None or train.text is None or train.text.startswith(prompt.text):
             return None  # same text, other ids: tokenisation, prompt-prefix's to report
-        if locate_cause(case, ans, prompt)[0] != "tools-rendered":
-            return None  # the first divergence is not in tool structures: prompt-prefix's alone
         found = localise(case, k)
         if found is None:
             return None  # the first divergence is not in a tool structure: prompt-prefix's to report
-        leaves, request, removed = found
-        return _failure(case, k, leaves, request, removed)
+        return _failure(case, k, *found)
     return None
 
 
-def _failure(case: Case, k: int, leaves: list[Path], request: dict[str, Any], removed: set[Path]) -> Failure:
+def _failure(case: Case, k: int, leaves: list[Path], kept: list[Path], request: dict[str, Any],
+             removed: set[Path]) -> Failure:
     from harness.checks.toolsread import tell
 
     path = leaves[0]
     small, k2 = _variant(request, removed, k)
     assert small is not None
-    cause, said, deeper = tell(case, small, k2, path, request)
-    if deeper is not None and deeper[:len(path)] == path:  # DeepDiff names a field inside the element
+    cause, said, deeper = tell(case, small, k2, path, request, frozenset(removed))
+    if deeper is not None and any(deeper[:len(p)] == p for p in kept):  # DeepDiff names the field itself
         path = deeper
     path, leaves = remap(path, removed, request, k), [remap(p, removed, request, k) for p in leaves]
     k = k2

@@ -58,14 +58,19 @@ def _args_of(obj: dict[str, Any], name: str, want: dict[str, Any]) -> Any:
     return None
 
 
-def find(text: str, path: Path, request: dict[str, Any]) -> tuple[str, Any] | None:
-    """The raw JSON text and value a rendering gives the tool or call that ``path`` lies in (first match)."""
+def find(text: str, path: Path, request: dict[str, Any], removed: frozenset[Path] = frozenset()
+         ) -> tuple[str, Any] | None:
+    """The raw JSON text and value a rendering gives the tool or call that ``path`` lies in (first match);
+    ``removed`` are the elements the rendered conversation no longer has."""
+    from harness.checks.tools import prune
+
     if path[0] == "tools":
         name = request["tools"][path[1]]["function"]["name"]
         pick = lambda obj: _tool_of(obj, name)  # noqa: E731
     else:
         call = request["messages"][path[1]]["tool_calls"][path[3]]["function"]
-        name, want = call["name"], call["arguments"]
+        args = path[:4] + ("function", "arguments")
+        name, want = call["name"], prune(call["arguments"], set(removed), args)
         pick = lambda obj: _args_of(obj, name, want) if _args_of(obj, name, want) is not None else (  # noqa: E731
             obj if obj == want or (want and set(obj) == set(want)) else None)
     for start, end, obj in json_objects(text):
@@ -132,8 +137,8 @@ def _around(a: str, b: str) -> str:
     return f"training writes {a[lo:c + 50]!r}, deploy {b[lo:c + 50]!r}"
 
 
-def tell(case: "Case", small: "Conversation", k: int, path: Path, request: dict[str, Any]
-         ) -> tuple[str, str, Path | None]:
+def tell(case: "Case", small: "Conversation", k: int, path: Path, request: dict[str, Any],
+         removed: frozenset[Path] = frozenset()) -> tuple[str, str, Path | None]:
     """(cause, sentence, DeepDiff's first path or None): what training and deploy tell the model about the element
     at ``path``, read from the renderings of ``small`` (the conversation reduced to the elements the divergence
     needs)."""
@@ -143,7 +148,7 @@ def tell(case: "Case", small: "Conversation", k: int, path: Path, request: dict[
     deploy_text = case.pair.deploy.render_text(small.prefix(k), add_generation_prompt=True)
     base = ("tools", path[1], "function") if path[0] == "tools" else path[:4] + ("function", "arguments")
     what = "tool definition" if path[0] == "tools" else "history call's arguments object"
-    t, d = find(train_text, path, request), find(deploy_text, path, request)
+    t, d = find(train_text, path, request, removed), find(deploy_text, path, request, removed)
     if t is not None and d is not None:
         if t[1] != d[1]:
             paths = dd_paths(t[1], d[1], base)
