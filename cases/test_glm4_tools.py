@@ -69,13 +69,15 @@ def test_system_token_one_block_in_training_two_in_the_model_template(pair):
                                                                     ANSWER]})
     train, _ = _texts(pair, conv)
     assert train.count("<|system|>") == 1
-    assert train.startswith("[gMASK]<sop><|system|>\nBe brief.你是一个名为 ChatGLM 的人工智能助手。你是基于智谱 AI 公司")
+    assert train.startswith("[gMASK]<sop><|system|>\nBe brief.你是一个名为 ChatGLM 的人工智能助手。"
+                            "你是基于智谱 AI 公司")
     # the model's own template, given the tools the way it reads them (a message's ``tools`` key)
     template = _compile_jinja_template(pair.deploy.template.source)
     own = template.render(messages=[{"role": "system", "content": "Be brief.", "tools": [TOOL]}, USER],
                           add_generation_prompt=True)
     assert own.count("<|system|>") == 2
-    assert own.startswith("[gMASK]<sop><|system|>\n你是一个名为 ChatGLM 的人工智能助手。你是基于智谱AI训练的语言模型")
+    assert own.startswith("[gMASK]<sop><|system|>\n你是一个名为 ChatGLM 的人工智能助手。"
+                          "你是基于智谱AI训练的语言模型")
     assert "<|system|>\nBe brief.<|user|>" in own
 
 

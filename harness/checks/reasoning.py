@@ -15,7 +15,8 @@ The rules, for every answer k (assistant ``messages[k]``) of a conversation:
   ``reasoning`` answer served ``closed``; an ``empty`` answer served ``open``; an answer whose reasoning training
   drops (``none``) served ``open``. Every other combination is what training taught.
 
-Conversations without reasoning hold trivially. Where texts differ for other reasons, ``prompt-prefix`` names the
+A pair where neither template reads reasoning (``harness.api.reads_reasoning``) is skipped; on other pairs
+conversations without reasoning hold trivially. Where texts differ for other reasons, ``prompt-prefix`` names the
 first difference; this check names what each side did with which reasoning.
 """
 
@@ -25,7 +26,7 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from harness.checks.base import Case, Check, Failure
+from harness.checks.base import Case, Check, Failure, Skip
 from harness.errors import RenderRejected
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ def _keeps(case: Case, side: str, i: int, k: int, r: str, text: str) -> bool | N
 
 def reasoning(case: Case) -> Failure | None:
     conv = case.conv
+    if not case.pair.cache.per_shape("reasoning", "reads reasoning", lambda: _reads(case)):
+        raise Skip("neither template reads reasoning (reasoning_content, thinking, <think>, enable_thinking)")
     if not any(m.reasoning for m in conv.messages):
         return None  # nothing to compare (a Skip would stop the check for the whole sweep)
     train = case.train
@@ -116,6 +119,12 @@ def reasoning(case: Case) -> Failure | None:
         if said:
             return _failure(case, ans, prompt, said, "reasoning-mode", "assistant.reasoning (last turn)")
     return None
+
+
+def _reads(case: Case) -> bool:
+    from harness.api import reads_reasoning
+
+    return reads_reasoning(case.pair)
 
 
 def _mode_error(train: str, deploy: str, k: int, given: bool) -> str | None:

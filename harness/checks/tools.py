@@ -1,11 +1,13 @@
 """``tools`` (prompt side): tool definitions and history tool calls reach the model as training showed them.
 
-The rule. Let k be the first answer whose served prompt text is not a prefix of the training text (the text
-``prompt-prefix`` compares on ids). The check fails iff that divergence is *located in a tool structure*: some
-element of ``tools`` (a tool, its description, any key or item of its JSON schema) or of a history call (a call,
-any key or item of its arguments) must be present for the sides to differ. The element is found by delta
-debugging over the request JSON: every element is tried for removal, parents before children, and kept only when
-removing it makes the sides agree; the first kept element with no kept element under it is reported as a
+The rule. Let k be the first answer whose served prompt is not what training put before it (``prompt-prefix``'s
+rule on ids) and whose texts differ (with reasoning removed: that is the ``reasoning`` check's). The check fails
+iff that divergence is *located in a tool structure*: some element of ``tools`` (a tool, its description, any key
+or item of its JSON schema) or of a call in ``messages[:k]`` (a call step, any key or item of its arguments) must
+be present for the texts to part where they do (after the same 24 chars of training text: removing an element must
+not merely uncover a later divergence). The element is found by delta debugging over the request JSON: every
+element is tried for removal, parents before children, and kept only when removing it makes the sides agree
+there; the first kept element with no kept element under it (or DeepDiff's path inside it) is reported as a
 deepdiff-style path (``tools[1].function.parameters.properties.city.enum``,
 ``messages[3].tool_calls[0].function.arguments.unit``). Divergences no tool element is needed for (system text,
 generation prompt, tokenisation) stay ``prompt-prefix``'s alone: this check adds location, not a second copy.
@@ -19,7 +21,6 @@ it → ``tools-rendered`` with both texts quoted.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Iterator
 
@@ -238,7 +239,7 @@ def _failure(case: Case, k: int, leaves: list[Path], kept: list[Path], request: 
         path = deeper
     path, leaves = remap(path, removed, request, k), [remap(p, removed, request, k) for p in leaves]
     k = k2
-    others = ", ".join(fmt(p) for p in leaves[1:4])
+    others = ", ".join(fmt(p) for p in [q for q in leaves if q != path and path[:len(q)] != q][:3])
     needs = f" (the sides differ only while {others} is present too)" if others else ""
     explanation = (f"the served prompt for answer messages[{k}] differs from training at {fmt(path)}{needs}: "
                    f"{said}. The counterexample keeps only the tool elements the divergence needs")

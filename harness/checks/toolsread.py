@@ -115,10 +115,13 @@ def serialisation(train_raw: str, deploy_raw: str, train: Any, deploy: Any) -> s
     if ("\\u" in train_raw) != ("\\u" in deploy_raw):
         side = "training" if "\\u" in train_raw else "deploy"
         said.append(f"{side} escapes non-ASCII as \\uXXXX (ensure_ascii)")
-    squeeze = lambda s: json.dumps(json.loads(s), ensure_ascii=False, separators=(",", ":"), sort_keys=True)  # noqa: E731
-    if not said and squeeze(train_raw) == squeeze(deploy_raw):
+    if not said and _squeeze(train_raw) == _squeeze(deploy_raw):
         said.append(f"spacing or escaping: training {train_raw[:80]!r}, deploy {deploy_raw[:80]!r}")
     return "; ".join(said) or f"training {train_raw[:80]!r}, deploy {deploy_raw[:80]!r}"
+
+
+def _squeeze(text: str) -> str:
+    return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def dd_paths(train: Any, deploy: Any, base: Path) -> list[tuple[str, Path]]:
