@@ -13,7 +13,9 @@ The rules, for every answer k (assistant ``messages[k]``) of a conversation:
   prompt's mode is ``closed`` (it ends with an empty think block: ``enable_thinking=false``), ``open`` (it ends
   with ``<think>``: thinking forced on) or ``free`` (the model decides). An error (cause ``reasoning-mode``): a
   ``reasoning`` answer served ``closed``; an ``empty`` answer served ``open``; an answer whose reasoning training
-  drops (``none``) served ``open``. Every other combination is what training taught.
+  drops (``none``) served ``open`` — each only when the served prompt text is not a prefix of the training text
+  (served ``<think>\n`` before a trained ``<think>\n\n</think>`` is what training taught). Every other
+  combination is what training taught.
 
 A pair where neither template reads reasoning (``harness.api.reads_reasoning``) is skipped; on other pairs
 conversations without reasoning hold trivially. Where texts differ for other reasons, ``prompt-prefix`` names the
@@ -116,7 +118,7 @@ def reasoning(case: Case) -> Failure | None:
                             "with", "history-reasoning-stripped", "assistant.reasoning (history)")
         said = _mode_error(train_mode(train, ans, conv.messages[k].reasoning), deploy_mode(served), k,
                            bool(conv.messages[k].reasoning))
-        if said:
+        if said and not (train.text or "").startswith(served):  # a served "<think>\n" training continues holds
             return _failure(case, ans, prompt, said, "reasoning-mode", "assistant.reasoning (last turn)")
     return None
 
