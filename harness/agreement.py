@@ -285,6 +285,8 @@ class Agreement:
         A check this oracle does not know has no premise: every error it reports needs a look."""
         if check == "prompt-prefix":
             return self.prompts(self.conv, message) or self.segments(self.plain)
+        if check in ("tools", "reasoning"):  # both report a served prompt that is not the training text's prefix
+            return self.prompts(self.conv, message) or self.prompts(self.conv)
         if check == "system":
             return self.system()
         if check == "bos":

@@ -39,6 +39,14 @@ _CAUSES = (
           "training never put loss on"),
     Cause("bos", "error", "BOS doubled, missing or added on one side only"),
     Cause("tools-rendered", "error", "tool definitions, tool calls or tool results are rendered differently"),
+    Cause("tool-definition-changed", "error", "a tool definition reaches the model with a field dropped or changed "
+          "(the two sides' JSON differs as values)"),
+    Cause("tool-call-changed", "error", "a history tool call's arguments reach the model changed (the two sides' JSON "
+          "differs as values)"),
+    Cause("tool-json-format", "error", "a tool definition or history call is the same JSON value on both sides but "
+          "serialised differently (key order, spacing, ensure_ascii)"),
+    Cause("reasoning-mode", "error", "the last turn's thinking mode differs: training trains the answer with "
+          "reasoning (or an empty think block) and serving opens or closes the think block otherwise"),
     Cause("template-text", "error", "the two templates write different text around the messages"),
     Cause("tokenisation", "error", "both sides render the same text but tokenise it differently (special tokens "
           "added, segment-wise vs whole-string encoding)"),

@@ -149,7 +149,9 @@ def test_history_rewriting_is_a_finding():
     assert agreement.prompts(conv, 5) is None
     found = agreement.prompts(conv, 3)
     assert found.kind == "prompt-not-prefix" and "ponder" in found.detail
-    assert [j.finding.kind for j in judge(_pair("qwen3", "jinja:."), conv)] == ["prompt-not-prefix"]
+    judged = judge(_pair("qwen3", "jinja:."), conv)
+    assert [j.failure.check for j in judged] == ["prompt-prefix", "reasoning"]  # reasoning names the stripped text
+    assert [j.finding.kind for j in judged] == ["prompt-not-prefix", "prompt-not-prefix"]
 
 
 @pytest.mark.real_tokenizer

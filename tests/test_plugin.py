@@ -81,11 +81,12 @@ def test_gate_on_identical_templates_passes_one_item_per_check(pytester: pytest.
     result = pytester.runpytest("-v")
     # qwen2.5 has no BOS, and jinja: tokenises the whole string, so bos and segments have nothing to check;
     # hf: names no tool or reasoning parser, so the round-trip checks are skipped
-    result.assert_outcomes(passed=5, skipped=5)
+    result.assert_outcomes(passed=6, skipped=6)
     assert by_check(result) == {"prompt-prefix": "PASSED", "system": "PASSED", "answer-stop": "PASSED",
                                 "bos": "SKIPPED", "special-tokens": "PASSED", "segments": "SKIPPED", "stop-words": "PASSED",
-                                "truncation": "SKIPPED", "tool-roundtrip": "SKIPPED", "reasoning-roundtrip": "SKIPPED"}
-    result.stdout.fnmatch_lines(["*collected 10 items*"])
+                                "truncation": "SKIPPED", "tools": "PASSED", "reasoning": "SKIPPED",
+                                "tool-roundtrip": "SKIPPED", "reasoning-roundtrip": "SKIPPED"}
+    result.stdout.fnmatch_lines(["*collected 12 items*"])
     assert result.ret == pytest.ExitCode.OK
     # one sweep shared by the six items, announced in one summary line
     result.stdout.fnmatch_lines(["template-harness: 1 target(s) swept, 0 inconsistent"])
@@ -97,10 +98,11 @@ def test_gate_on_planted_newline_fails_prompt_prefix_only(pytester: pytest.Pytes
     result = pytester.runpytest("-v")
     # The planted extra "\n" after each user turn breaks the prompt for every answer. Every system variant
     # shares that divergence, so it is prompt-prefix's alone: the system check does not blame the system.
-    result.assert_outcomes(passed=4, skipped=5, failed=1)
+    result.assert_outcomes(passed=5, skipped=6, failed=1)
     assert by_check(result) == {"prompt-prefix": "FAILED", "system": "PASSED", "answer-stop": "PASSED",
                                 "bos": "SKIPPED", "special-tokens": "PASSED", "segments": "SKIPPED", "stop-words": "PASSED",
-                                "truncation": "SKIPPED", "tool-roundtrip": "SKIPPED", "reasoning-roundtrip": "SKIPPED"}
+                                "truncation": "SKIPPED", "tools": "PASSED", "reasoning": "SKIPPED",
+                                "tool-roundtrip": "SKIPPED", "reasoning-roundtrip": "SKIPPED"}
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     assert "At token" in out and "counterexample" in out
@@ -170,7 +172,7 @@ def test_cli_options_examples_seed_and_report_dir(pytester: pytest.Pytester, tmp
     out_dir = tmp_path / "cli-reports"
     result = pytester.runpytest("--harness-examples", "30", "--harness-seed", "3", "--harness-report-dir",
                                 str(out_dir))
-    result.assert_outcomes(passed=5, skipped=5)
+    result.assert_outcomes(passed=6, skipped=6)
     assert sorted(p.name for p in out_dir.iterdir()) == ["report.json", "report.md"]
     result.stdout.fnmatch_lines([f"template-harness report: {out_dir / 'report.json'}",
                                  f"template-harness report: {out_dir / 'report.md'}"])
@@ -190,10 +192,10 @@ def test_ini_twins_give_the_same_byte_identical_report(pytester: pytest.Pytester
     gate_file(pytester, train="jinja:" + CHATML)
     cli_dir, ini_dir = tmp_path / "cli", tmp_path / "ini"
     cli = pytester.runpytest("--harness-examples", "30", "--harness-seed", "3", "--harness-report-dir", str(cli_dir))
-    cli.assert_outcomes(passed=5, skipped=5)
+    cli.assert_outcomes(passed=6, skipped=6)
     pytester.makeini(f"[pytest]\nharness_examples = 30\nharness_seed = 3\nharness_report_dir = {ini_dir}\n")
     ini = pytester.runpytest()
-    ini.assert_outcomes(passed=5, skipped=5)
+    ini.assert_outcomes(passed=6, skipped=6)
     assert read_report(ini_dir)["harness"] == {"examples": 30, "seed": 3, "version": harness.__version__}
     # same run, same seed -> byte-identical report, whether the settings came from the command line or the ini
     assert (ini_dir / "report.json").read_bytes() == (cli_dir / "report.json").read_bytes()
