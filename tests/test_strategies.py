@@ -35,28 +35,44 @@ _JSON_TYPES: dict[str, Callable[[Any], bool]] = {
     "boolean": lambda v: isinstance(v, bool),
     "array": lambda v: isinstance(v, list),
     "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
 }
 
 
-def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
-    """The JSON-schema subset tools use: type, enum, properties, required, items."""
-    if schema.get("type") not in _JSON_TYPES:
+def schema_errors(value: Any, schema: dict[str, Any], path: str = "$", root: dict[str, Any] | None = None,
+                  ) -> list[str]:
+    """The JSON-schema subset tools use: type (or a list of types), enum, properties, required, items, local
+    ``$ref`` to ``#/$defs/NAME``, ``anyOf``, ``default`` (which must itself be valid)."""
+    root = schema if root is None else root
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/$defs/")
+        if name not in root.get("$defs", {}):
+            return [f"{path}: unresolved $ref {schema['$ref']!r}"]
+        return schema_errors(value, root["$defs"][name], path, root)
+    if "anyOf" in schema:
+        alternatives = [schema_errors(value, s, path, root) for s in schema["anyOf"]]
+        return [] if any(not e for e in alternatives) else [f"{path}: {value!r} matches no anyOf branch"]
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if not kinds or any(k not in _JSON_TYPES for k in kinds):
         return [f"{path}: schema type {schema.get('type')!r}"]
-    if not _JSON_TYPES[schema["type"]](value):
+    if "default" in schema and not any(_JSON_TYPES[k](schema["default"]) for k in kinds):
+        return [f"{path}: default {schema['default']!r} is not {kinds}"]
+    if not any(_JSON_TYPES[k](value) for k in kinds):
         return [f"{path}: {value!r} is not {schema['type']}"]
     if "enum" in schema and value not in schema["enum"]:
         return [f"{path}: {value!r} not in {schema['enum']!r}"]
     errors: list[str] = []
-    if schema["type"] == "array":
+    if isinstance(value, list):
         for i, item in enumerate(value):
-            errors += schema_errors(item, schema["items"], f"{path}[{i}]")
-    if schema["type"] == "object":
+            errors += schema_errors(item, schema["items"], f"{path}[{i}]", root)
+    if isinstance(value, dict):
         props = schema.get("properties", {})
         errors += [f"{path}: missing {k!r}" for k in schema.get("required", []) if k not in value]
         errors += [f"{path}: unknown key {k!r}" for k in value if k not in props]
         for k, v in value.items():
             if k in props:
-                errors += schema_errors(v, props[k], f"{path}.{k}")
+                errors += schema_errors(v, props[k], f"{path}.{k}", root)
     return errors
 
 
