@@ -207,14 +207,16 @@ def _tools(rng: random.Random, text: TextFn, pool: Sequence[Tool] | None) -> lis
 
 def _value(rng: random.Random, schema: Mapping[str, Any], text: TextFn, root: Mapping[str, Any]) -> Any:
     """A value valid under ``schema`` (``$ref`` resolved in ``root``, one ``anyOf``/type-list branch drawn)."""
-    schema = deref(schema, root)
-    options = branches(schema)
-    if len(options) > 1:
+    if "$ref" in schema:
+        schema = deref(schema, root)
+    kind = schema.get("type")
+    if kind.__class__ is not str:  # anyOf, or a type list (nullable): draw a branch
+        options = branches(schema)
         schema = options[int(rng.random() * len(options))]
+        kind = schema.get("type")
     if "enum" in schema:
         enum = schema["enum"]
         return enum[int(rng.random() * len(enum))]
-    kind = schema.get("type")
     if kind == "string":
         return _short(rng, text)
     if kind == "integer":
