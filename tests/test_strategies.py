@@ -470,3 +470,16 @@ def test_schema_checker_follows_refs_and_nullables() -> None:
     assert schema_errors({"path": "a", "encoding": None, "range": {"start": 1}}, read) == []
     assert schema_errors({"path": "a", "range": {"end": 1}}, read)
     assert schema_errors({"path": "a"}, {**read, "properties": {"path": {"$ref": "#/$defs/Missing"}}})
+
+
+def test_planted_strategy_bug_breaks_conformance(monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = Tool("t", "", {"type": "object", "properties": {"r": {"$ref": "#/$defs/R"}}, "required": ["r"],
+                          "$defs": {"R": {"type": "object", "properties": {"x": {"type": "integer"}},
+                                          "required": ["x"]}}})
+    call = find(tool_calls(tools=[tool]), lambda c: True)
+    assert thaw(call.arguments) == {"r": {"x": 0}} and not schema_errors(thaw(call.arguments), thaw(tool.parameters))
+    import harness.strategies as strategies
+
+    monkeypatch.setattr(strategies, "deref", lambda schema, root: schema)  # the planted bug: $ref not followed
+    call = find(tool_calls(tools=[tool]), lambda c: True)
+    assert schema_errors(thaw(call.arguments), thaw(tool.parameters)), call
