@@ -249,7 +249,8 @@ def tool_calls(*, tools: Sequence[Tool] | None = None) -> SearchStrategy[ToolCal
     """A call of one of ``tools`` (drawn from :func:`tool_definitions` when None) whose arguments
     satisfy the tool's schema (``$ref`` resolved): nested objects, unicode strings, strings that look like
     JSON or hold quotes, backslashes and newlines, ints and floats (``1.0``, ``1e21``, ``2**53 + 1``),
-    booleans, lists and nulls; the id is 9 alphanumerics. Shrinks towards the first tool, only required arguments, and ``"000000000"``.
+    booleans, lists and nulls; the id is 9 alphanumerics. Shrinks towards the first tool, only required
+    arguments, and ``"000000000"``.
     """
     if tools is not None:
         if isinstance(tools, (str, bytes)) or not isinstance(tools, Sequence) or not tools \
