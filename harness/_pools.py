@@ -3,7 +3,8 @@
 Text pools (plain words and the hostile fragments that break templates), a catalog of realistic tools and the
 schema and argument vocabulary of generated ones (enums, edge values; :func:`deref` and :func:`branches` for
 ``$ref``, ``anyOf`` and type lists), option validation (:func:`validate_options`, :func:`validate_sizes`) and
-:func:`assemble`, which turns drawn turns into a valid :class:`~harness.conversation.Conversation` with matching tool-call ids.
+:func:`assemble`, which turns drawn turns into a valid :class:`~harness.conversation.Conversation` with
+matching tool-call ids.
 Everything here is a tuple or a frozen value: iteration order never depends on hashing.
 """
 
