@@ -58,11 +58,11 @@ EXPECTED = {
         "deepseek-v3": (162, {"tools": 138}, 209, {"tool-calls": 91}),
     },
     2000: {
-        "qwen2.5": (994, {"tools": 1006}, 1220, {"tool-calls": 780}),
-        "qwen3": (994, {"tools": 1006}, 1220, {"tool-calls": 780}),
-        "llama3": (0, {"tools": 1006, "whitespace": 994}, 0, {"strip": 1, "tool-calls": 780, "whitespace": 1999}),
-        "glm4": (994, {"tools": 1006}, 1380, {"tool-calls": 620}),
-        "deepseek-v3": (994, {"tools": 1006}, 1380, {"tool-calls": 620}),
+        "qwen2.5": (993, {"tools": 1007}, 1229, {"tool-calls": 771}),
+        "qwen3": (993, {"tools": 1007}, 1229, {"tool-calls": 771}),
+        "llama3": (0, {"tools": 1007, "whitespace": 993}, 0, {"tool-calls": 771, "whitespace": 2000}),
+        "glm4": (993, {"tools": 1007}, 1376, {"tool-calls": 624}),
+        "deepseek-v3": (993, {"tools": 1007}, 1376, {"tool-calls": 624}),
     },
 }
 
