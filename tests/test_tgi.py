@@ -229,3 +229,14 @@ def test_minijinja_is_the_pinned_engine() -> None:
 
     assert md.version("minijinja") == "2.9.0"
     assert minijinja.Environment().pycompat
+
+
+def test_strip_class_minijinja_keeps_information_separators() -> None:
+    """The ``strip`` class, which the seeded sweep no longer happens to hit: Llama-3.2's ``|trim`` of the system
+    text keeps a leading U+001C under TGI (Rust whitespace) and drops it under jinja2 (Python whitespace)."""
+    tok = load_model(model="llama3")
+    hf, tgi = make_pair(tok, "jinja:.", "hf:.").deploy, make_pair(tok, "jinja:.", "tgi:.").deploy
+    conv = Conversation.from_openai([{"role": "system", "content": "\x1cbe brief"}, {"role": "user", "content": "hi"}])
+    a, trimmed = hf.render_text(conv), _trimmed(tgi, conv)
+    assert "\x1c" not in a and "\x1c" in tgi.render_text(conv) and a != trimmed
+    assert a.translate(_SEPARATORS) == trimmed.translate(_SEPARATORS)
