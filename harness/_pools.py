@@ -1,8 +1,10 @@
 """What ``strategies.py`` (hypothesis) and ``generate.py`` (seeded sweeps) share, written once.
 
-Text pools (plain words and the hostile fragments that break templates), a catalog of realistic tools,
-option validation (:func:`validate_options`, :func:`validate_sizes`) and :func:`assemble`, which turns
-drawn turns into a valid :class:`~harness.conversation.Conversation` with matching tool-call ids.
+Text pools (plain words and the hostile fragments that break templates), a catalog of realistic tools and the
+schema and argument vocabulary of generated ones (enums, edge values; :func:`deref` and :func:`branches` for
+``$ref``, ``anyOf`` and type lists), option validation (:func:`validate_options`, :func:`validate_sizes`) and
+:func:`assemble`, which turns drawn turns into a valid :class:`~harness.conversation.Conversation` with
+matching tool-call ids.
 Everything here is a tuple or a frozen value: iteration order never depends on hashing.
 """
 
@@ -17,9 +19,11 @@ from harness.conversation import ROLES, Conversation, Message, Tool, ToolCall
 from harness.errors import InputError
 
 __all__ = [
-    "CATALOG", "CJK", "EDGES", "EMOJI", "FRAGMENT_POOLS", "HOSTILE_MARKERS", "JSONISH", "MARKUP", "OTHER_SCRIPTS",
-    "PLAIN_ALPHABET", "PROPERTY_NAMES", "SPECIAL_TOKENS", "SYSTEM_MODES", "TEMPLATE_SYNTAX", "TOOL_NAMES", "WORDS",
-    "InvalidOption", "Options", "Round", "Turn", "assemble", "call_id", "validate_options", "validate_sizes",
+    "CATALOG", "CJK", "DEF_NAMES", "EDGES", "EMOJI", "FLOAT_EDGES", "FRAGMENT_POOLS", "HOSTILE_MARKERS", "INT_EDGES",
+    "INT_ENUMS", "JSONISH", "MARKUP", "MAX_PARALLEL_CALLS", "MAX_ROUNDS", "NUMBER_ENUMS", "OTHER_SCRIPTS",
+    "PLAIN_ALPHABET", "PROPERTY_NAMES", "SPECIAL_TOKENS", "STRING_EDGES", "SYSTEM_MODES", "TEMPLATE_SYNTAX",
+    "TOOL_NAMES", "WORDS", "InvalidOption", "Options", "Round", "Turn", "assemble", "branches", "call_id", "deref",
+    "validate_options", "validate_sizes",
 ]
 
 
@@ -76,20 +80,61 @@ FRAGMENT_POOLS: tuple[tuple[str, tuple[str, ...]], ...] = (
 HOSTILE_MARKERS: tuple[str, ...] = tuple(f for _, pool in FRAGMENT_POOLS[1:] for f in pool)
 
 # --- tools ------------------------------------------------------------------------------------------------
+#: Function names. OpenAI accepts ``^[a-zA-Z0-9_-]{1,64}$`` (so ``-`` is legal), MCP servers name tools with
+#: dots (``fs.read_file``) and vLLM passes any name through; LLaMA-Factory's ReAct regex reads only
+#: ``[a-zA-Z0-9_]+``. OpenAI rejects non-ASCII function names, so unicode goes in property names and texts.
 TOOL_NAMES: tuple[str, ...] = (
     "f", "get_weather", "search", "lookup_order", "send_message", "run_python", "get_time", "translate",
-    "book-flight", "listFiles", "x2",
+    "book-flight", "listFiles", "x2", "fs.read_file", "get-user.v2",
 )
+#: Argument names: JSON-schema property names are any string, unicode included.
 PROPERTY_NAMES: tuple[str, ...] = (
     "a", "query", "location", "unit", "count", "enabled", "tags", "options", "limit", "text", "lang", "ratio",
-    "user_id", "camelCase", "filters", "items",
+    "user_id", "camelCase", "filters", "items", "城市", "café", "größe", "名前",
 )
 SCALAR_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean")
 ALL_TYPES: tuple[str, ...] = SCALAR_TYPES + ("array", "object")
 ENUM_VALUES: tuple[str, ...] = ("celsius", "fahrenheit", "auto", "中文", "en-US")
+INT_ENUMS: tuple[int, ...] = (0, 1, 2, 3, 10, -1, 100)
+NUMBER_ENUMS: tuple[float | int, ...] = (0.5, 1, 1.5, 2.0, -0.25, 10)
+#: ``$defs`` entry names (referenced as ``{"$ref": "#/$defs/NAME"}``).
+DEF_NAMES: tuple[str, ...] = ("Address", "Range", "Item", "Unit")
+#: String arguments that survive a JSON round trip only if every side escapes and decodes exactly once:
+#: JSON-looking text, quotes, backslashes, newlines, tags a tool parser searches for.
+STRING_EDGES: tuple[str, ...] = (
+    '{"a": 1}', "[1,2]", "true", "null", "1", "1.0", "", "line one\nline two", 'say "hi"', "C:\\temp\\new",
+    "tab\there", "\\n", "'single'", "}", "</tool_call>", "Action: search", "<|im_end|>", "ünïcødé ✓",
+)
+#: Integers that change under a float64 decoder or a 32-bit one, and zero.
+INT_EDGES: tuple[int, ...] = (0, -1, 2**31, -(2**31) - 1, 2**53 + 1, 10**15)
+#: Floats whose text differs between serialisers (``1.0``/``1``, ``1e+21``/``1e21``, ``1e-07``/``1e-7``).
+FLOAT_EDGES: tuple[float, ...] = (1.0, 0.0, -1.0, 100.0, 0.1, 1e21, 1e-07, -2.5e-05, 3.141592653589793)
+#: Parallel calls per assistant message (``parallel_calls``) and call rounds per user turn (multi-step).
+MAX_PARALLEL_CALLS = 4
+MAX_ROUNDS = 3
 
 
-def _p(type_: str, description: str = "", **extra: Any) -> dict[str, Any]:
+def deref(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with a local ``{"$ref": "#/$defs/NAME"}`` resolved against the tool's ``root`` parameters."""
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    if not isinstance(ref, str) or not ref.startswith("#/$defs/") or ref[8:] not in root.get("$defs", {}):
+        raise ValueError(f"$ref={ref!r}: only local '#/$defs/NAME' refs to an existing definition are generated")
+    return root["$defs"][ref[8:]]
+
+
+def branches(schema: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """The alternatives a value may take: ``anyOf``'s schemas, one per type of a ``type`` list, else itself."""
+    if "anyOf" in schema:
+        return tuple(schema["anyOf"])
+    kind = schema.get("type")
+    if isinstance(kind, (list, tuple)):
+        return tuple({**schema, "type": k} for k in kind)
+    return (schema,)
+
+
+def _p(type_: str | list[str], description: str = "", **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"type": type_}
     if description:
         out["description"] = description
@@ -126,6 +171,26 @@ CATALOG: tuple[Tool, ...] = (
         "required": ["title"]}),
     Tool("calculate", "", {"type": "object", "properties": {"expression": _p("string")}, "required": ["expression"]}),
     Tool("get_time", "Current time in UTC. Takes no arguments.", {"type": "object", "properties": {}}),
+    Tool("fs.read_file", "Read a file of the workspace (an MCP-style dotted name).", {
+        "type": "object",
+        "properties": {"path": _p("string", "Path relative to the root"),
+                       "encoding": _p(["string", "null"], default="utf-8"),
+                       "range": {"$ref": "#/$defs/Range", "description": "Lines to read"}},
+        "required": ["path"],
+        "$defs": {"Range": {"type": "object", "properties": {"start": {"type": "integer"}, "end": {"type": "integer"}},
+                            "required": ["start"]}}}),
+    Tool("set-thermostat", "Règle le thermostat 🌡️ (°C); zones «salon», «cuisine».", {
+        "type": "object",
+        "properties": {
+            "temperature": _p("number", "Target in °C", default=20.5),
+            "mode": _p("integer", "0 off, 1 heat, 2 cool", enum=[0, 1, 2]),
+            "zones": _p("array", items={"$ref": "#/$defs/Zone"}),
+            "until": {"anyOf": [{"type": "string", "description": "ISO 8601 time"}, {"type": "null"}]},
+        },
+        "required": ["temperature", "mode"],
+        "$defs": {"Zone": {"type": "object", "properties": {"名前": {"type": "string"},
+                                                             "floor": {"type": "integer", "default": 0}},
+                           "required": ["名前"]}}}),
 )
 
 

@@ -17,8 +17,9 @@ from functools import lru_cache
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from harness._pools import (
-    ALL_TYPES, CATALOG, EDGES, ENUM_VALUES, FRAGMENT_POOLS, PROPERTY_NAMES, SCALAR_TYPES, TOOL_NAMES, WORDS,
-    InvalidOption, Options, Round, Turn, assemble, validate_options,
+    ALL_TYPES, CATALOG, DEF_NAMES, EDGES, ENUM_VALUES, FLOAT_EDGES, FRAGMENT_POOLS, INT_EDGES, INT_ENUMS,
+    MAX_PARALLEL_CALLS, MAX_ROUNDS, NUMBER_ENUMS, PROPERTY_NAMES, SCALAR_TYPES, STRING_EDGES, TOOL_NAMES, WORDS,
+    InvalidOption, Options, Round, Turn, assemble, branches, deref, validate_options,
 )
 from harness.conversation import ROLES, Conversation, Tool
 
@@ -116,21 +117,45 @@ def _text_fn(hostile: bool) -> TextFn:
 
 
 def _short(rng: random.Random, text: TextFn) -> str:
-    """A string argument: a few words, or a (possibly hostile) message text cut short."""
-    return _plain(rng, 1 + int(rng.random() * 6)) if rng.random() < 0.7 else text(rng)[:200]
+    """A string argument: a few words, an edge (JSON-looking, quotes, backslashes, newlines), or a (possibly
+    hostile) message text cut short."""
+    u = rng.random()
+    if u < 0.6:
+        return _plain(rng, 1 + int(rng.random() * 6))
+    if u < 0.75:
+        return STRING_EDGES[int(rng.random() * len(STRING_EDGES))]
+    return text(rng)[:200]
+
+
+def _pick(rng: random.Random, pool: Sequence[Any]) -> Any:
+    return pool[int(rng.random() * len(pool))]
 
 
 def _schema(rng: random.Random, depth: int) -> dict[str, Any]:
+    """A property schema: typed, sometimes an enum (strings or numbers), nullable (a type list or ``anyOf``
+    with null) or with a default; objects and arrays nest at most two levels."""
     kind = rng.choice(ALL_TYPES if depth < 2 else SCALAR_TYPES)
     schema: dict[str, Any] = {"type": kind}
     if kind == "string" and rng.random() < 0.2:
         schema["enum"] = rng.sample(ENUM_VALUES, 1 + int(rng.random() * 3))
+    elif kind in ("integer", "number") and rng.random() < 0.15:
+        schema["enum"] = rng.sample(INT_ENUMS if kind == "integer" else NUMBER_ENUMS, 1 + int(rng.random() * 3))
     elif kind == "array":
         schema["items"] = _schema(rng, depth + 1)
     elif kind == "object":
         schema.update(_object(rng, depth + 1))
     if rng.random() < 0.5:
-        schema["description"] = _plain(rng, 1 + int(rng.random() * 8))
+        schema["description"] = _plain(rng, 1 + int(rng.random() * 8)) if rng.random() < 0.8 else \
+            _pick(rng, STRING_EDGES[-2:] + ("城市名（中文）", "Größe in cm — «optional»"))
+    u = rng.random()
+    if "enum" in schema or u >= 0.2:
+        return schema
+    if u < 0.06:
+        schema["type"] = [kind, "null"]
+    elif u < 0.1:
+        return {"anyOf": [schema, {"type": "null"}]}
+    elif kind in SCALAR_TYPES:
+        schema["default"] = {"string": "", "integer": 0, "number": 1.0, "boolean": False}[kind]
     return schema
 
 
@@ -140,8 +165,24 @@ def _object(rng: random.Random, depth: int) -> dict[str, Any]:
             "required": [n for n in names if rng.random() < 0.5]}
 
 
+def _parameters(rng: random.Random) -> dict[str, Any]:
+    """A tool's parameters; a fifth hold ``$defs`` (an object or a string enum) that one property refers to
+    with ``$ref``, directly or as its array's items."""
+    params = _object(rng, 0)
+    if rng.random() < 0.2:
+        name = _pick(rng, DEF_NAMES)
+        target = _object(rng, 2) if rng.random() < 0.7 else {"type": "string", "enum": rng.sample(ENUM_VALUES, 2)}
+        ref: dict[str, Any] = {"$ref": f"#/$defs/{name}"}
+        prop = _pick(rng, [n for n in PROPERTY_NAMES if n not in params["properties"]])
+        params["properties"][prop] = ref if rng.random() < 0.6 else {"type": "array", "items": ref}
+        if rng.random() < 0.5:
+            params["required"].append(prop)
+        params["$defs"] = {name: target}
+    return params
+
+
 def _new_tool(rng: random.Random, text: TextFn) -> Tool:
-    return Tool(TOOL_NAMES[int(rng.random() * len(TOOL_NAMES))], text(rng)[:300], _object(rng, 0))
+    return Tool(TOOL_NAMES[int(rng.random() * len(TOOL_NAMES))], text(rng)[:300], _parameters(rng))
 
 
 @lru_cache(maxsize=2)
@@ -164,29 +205,41 @@ def _tools(rng: random.Random, text: TextFn, pool: Sequence[Tool] | None) -> lis
     return tools
 
 
-def _value(rng: random.Random, schema: Mapping[str, Any], text: TextFn) -> Any:
+def _value(rng: random.Random, schema: Mapping[str, Any], text: TextFn, root: Mapping[str, Any]) -> Any:
+    """A value valid under ``schema`` (``$ref`` resolved in ``root``, one ``anyOf``/type-list branch drawn)."""
+    if "$ref" in schema:
+        schema = deref(schema, root)
+    kind = schema.get("type")
+    if kind.__class__ is not str:  # anyOf, or a type list (nullable): draw a branch
+        options = branches(schema)
+        schema = options[int(rng.random() * len(options))]
+        kind = schema.get("type")
     if "enum" in schema:
         enum = schema["enum"]
         return enum[int(rng.random() * len(enum))]
-    kind = schema.get("type")
     if kind == "string":
         return _short(rng, text)
     if kind == "integer":
-        return int(rng.random() * 2001) - 1000 if rng.random() < 0.8 else rng.randint(-(10**9), 10**9)
+        u = rng.random()
+        return int(rng.random() * 2001) - 1000 if u < 0.75 else rng.randint(-(10**9), 10**9) if u < 0.9 \
+            else _pick(rng, INT_EDGES)
     if kind == "number":
-        if rng.random() < 0.8:
+        u = rng.random()
+        if u < 0.7:
             return round(rng.uniform(-1000, 1000), int(rng.random() * 6))
-        return rng.uniform(-1e-6, 1e-6)  # tiny: "1e-07" in Python, "1e-7" in Go
+        if u < 0.8:
+            return rng.uniform(-1e-6, 1e-6)  # tiny: "1e-07" in Python, "1e-7" in Go
+        return _pick(rng, FLOAT_EDGES)
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "array":
         items = schema.get("items", {"type": "string"})
-        return [_value(rng, items, text) for _ in range(int(rng.random() * 4))]
+        return [_value(rng, items, text, root) for _ in range(int(rng.random() * 4))]
     if kind == "object":
         required = schema.get("required", ())
-        return {k: _value(rng, v, text) for k, v in schema.get("properties", {}).items()
+        return {k: _value(rng, v, text, root) for k, v in schema.get("properties", {}).items()
                 if k in required or rng.random() < 0.5}
-    return None
+    return None  # "null"
 
 
 def _reasoning(rng: random.Random, mode: bool | str, text: TextFn) -> str | None:
@@ -199,12 +252,17 @@ _JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=Fal
 
 
 def _result(rng: random.Random, args: Mapping[str, Any], text: TextFn) -> str:
-    """A tool result: half JSON (sometimes echoing the arguments), half text."""
+    """A tool result: half JSON (an object, sometimes echoing the arguments, or an array), some empty, else text."""
     u = rng.random()
     if u < 0.15:
         return _JSON.encode({"ok": True, "input": args})
-    if u < 0.5:
+    if u < 0.4:
         return _JSON.encode({"ok": rng.random() < 0.9, "result": _short(rng, text)})
+    if u < 0.5:
+        return _JSON.encode([_short(rng, text) if rng.random() < 0.5 else {"id": int(rng.random() * 100)}
+                             for _ in range(int(rng.random() * 4))])
+    if u < 0.53:
+        return ""
     return text(rng)
 
 
@@ -213,12 +271,12 @@ def _turn(rng: random.Random, o: Options, tools: Sequence[Tool], text: TextFn) -
     rounds = []
     if tools:
         u = rng.random()
-        for _ in range(0 if u < 0.5 else 1 if u < 0.85 else 2):
-            n = 1 if not o.parallel_calls or rng.random() < 0.6 else rng.randint(2, 3)
+        for _ in range(0 if u < 0.5 else 1 if u < 0.8 else 2 if u < 0.93 else MAX_ROUNDS):
+            n = 1 if not o.parallel_calls or rng.random() < 0.6 else rng.randint(2, MAX_PARALLEL_CALLS)
             calls = []
             for _ in range(n):
                 tool = tools[int(rng.random() * len(tools))]
-                calls.append((tool.name, _value(rng, tool.parameters, text)))
+                calls.append((tool.name, _value(rng, tool.parameters, text, tool.parameters)))
             content = None if rng.random() < 0.6 else text(rng)
             reasoning = _reasoning(rng, o.reasoning, text)
             rounds.append(Round(content, reasoning, calls, [_result(rng, a, text) for _, a in calls]))
@@ -242,7 +300,8 @@ def generate(n: int, *, seed: int, min_turns: int = 1, max_turns: int = 4, syste
     """Yield ``n`` valid conversations drawn from ``random.Random(seed)``.
 
     Options mean what they mean for :func:`harness.strategies.conversations` (and are validated by the
-    same code); ``hostile=False`` keeps every text plain words, and ``texts`` (a function of the
+    same code); ``hostile=False`` keeps every message text plain words (tool schemas and arguments keep their
+    edge values: unicode names, JSON-looking strings, float/int edges), and ``texts`` (a function of the
     ``random.Random``) replaces the text source. About a third of texts are hostile; conversations
     average roughly 7 messages and 550 tokens with ``tools="any"``. Nothing shrinks: use the seed and
     the position in the sequence to reproduce one.

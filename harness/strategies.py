@@ -18,9 +18,10 @@ import hypothesis.strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
 from harness._pools import (
-    ALL_TYPES, CATALOG, EDGES, ENUM_VALUES, FRAGMENT_POOLS, PLAIN_ALPHABET, PROPERTY_NAMES, SCALAR_TYPES,
-    SPECIAL_TOKENS, TOOL_NAMES, WORDS, InvalidOption, Options, Round, Turn, assemble, validate_options,
-    validate_sizes,
+    ALL_TYPES, CATALOG, DEF_NAMES, EDGES, ENUM_VALUES, FLOAT_EDGES, FRAGMENT_POOLS, INT_EDGES, INT_ENUMS,
+    MAX_PARALLEL_CALLS, MAX_ROUNDS, NUMBER_ENUMS, PLAIN_ALPHABET, PROPERTY_NAMES, SCALAR_TYPES, SPECIAL_TOKENS,
+    STRING_EDGES, TOOL_NAMES, WORDS, InvalidOption, Options, Round, Turn, assemble, branches, deref,
+    validate_options, validate_sizes,
 )
 from harness.conversation import ROLES, Conversation, Tool, ToolCall
 
@@ -103,6 +104,8 @@ def texts(*, min_size: int = 0, max_size: int | None = None, hostile: bool = Tru
 
 _texts = texts  # conversations() has an option named ``texts``
 _TEXTS = texts()
+#: String arguments: texts, and edges that survive a JSON round trip only when escaped and decoded once.
+_ARGUMENT_TEXTS = _TEXTS | st.sampled_from(STRING_EDGES)
 
 
 # --- tools ------------------------------------------------------------------------------------------------
@@ -111,28 +114,44 @@ _TEXTS = texts()
 _BOOLS = st.booleans()
 _ALL_TYPES = st.sampled_from(ALL_TYPES)
 _SCALAR_TYPES = st.sampled_from(SCALAR_TYPES)
-_ENUMS = st.lists(st.sampled_from(ENUM_VALUES), min_size=1, max_size=3, unique=True)
-_DESCRIPTIONS = st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join)
+_ENUMS = {"string": st.lists(st.sampled_from(ENUM_VALUES), min_size=1, max_size=3, unique=True),
+          "integer": st.lists(st.sampled_from(INT_ENUMS), min_size=1, max_size=3, unique=True),
+          "number": st.lists(st.sampled_from(NUMBER_ENUMS), min_size=1, max_size=3, unique=True)}
+_DESCRIPTIONS = st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join) | st.sampled_from(
+    ("城市名（中文）", "Größe in cm — «optional»", "ünïcødé ✓"))
 _PROPERTY_NAMES = st.lists(st.sampled_from(PROPERTY_NAMES), max_size=5, unique=True)
-_TOOL_NAMES = st.sampled_from(TOOL_NAMES) | st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True)
-_INTEGERS = st.integers(-(10**9), 10**9)
-_NUMBERS = st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False) | st.integers(-1000, 1000)
+_TOOL_NAMES = st.sampled_from(TOOL_NAMES) | st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True) \
+    | st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,8}[-.][a-z0-9_]{1,8}", fullmatch=True)
+_INTEGERS = st.integers(-(10**9), 10**9) | st.sampled_from(INT_EDGES)
+_NUMBERS = (st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False) | st.integers(-1000, 1000)
+            | st.sampled_from(FLOAT_EDGES))
 _ARRAY_SIZES = st.integers(0, 4)
 _CALL_IDS = st.text(_ID_ALPHABET, min_size=9, max_size=9)
+#: How a schema is made optional-valued: plain, nullable by a type list, nullable by anyOf, with a default.
+_VARIANTS = st.sampled_from(("plain", "type-list", "any-of", "default"))
+_DEFAULTS = {"string": "", "integer": 0, "number": 1.0, "boolean": False}
+_DEF_NAMES = st.sampled_from(DEF_NAMES)
 
 
 def _draw_schema(draw: DrawFn, depth: int) -> dict[str, Any]:
     """A property schema; objects and arrays nest at most two levels. Shrinks to ``{"type": "string"}``."""
     kind = draw(_ALL_TYPES if depth < 2 else _SCALAR_TYPES)
     schema: dict[str, Any] = {"type": kind}
-    if kind == "string" and draw(_BOOLS):
-        schema["enum"] = draw(_ENUMS)
+    if kind in _ENUMS and draw(_BOOLS):
+        schema["enum"] = draw(_ENUMS[kind])
     elif kind == "array":
         schema["items"] = _draw_schema(draw, depth + 1)
     elif kind == "object":
         schema.update(_draw_object(draw, depth + 1))
     if draw(_BOOLS):
         schema["description"] = draw(_DESCRIPTIONS)
+    variant = "plain" if "enum" in schema else draw(_VARIANTS)
+    if variant == "type-list":
+        schema["type"] = [kind, "null"]
+    elif variant == "any-of":
+        return {"anyOf": [schema, {"type": "null"}]}
+    elif variant == "default" and kind in _DEFAULTS:
+        schema["default"] = _DEFAULTS[kind]
     return schema
 
 
@@ -142,9 +161,24 @@ def _draw_object(draw: DrawFn, depth: int) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": [n for n in names if draw(_BOOLS)]}
 
 
+def _draw_parameters(draw: DrawFn) -> dict[str, Any]:
+    """A tool's parameters, sometimes with a ``$defs`` entry one property refers to (directly or as items)."""
+    params = _draw_object(draw, 0)
+    if draw(_BOOLS):
+        name = draw(_DEF_NAMES)
+        target = _draw_object(draw, 2) if draw(_BOOLS) else {"type": "string", "enum": draw(_ENUMS["string"])}
+        ref: dict[str, Any] = {"$ref": f"#/$defs/{name}"}
+        prop = draw(st.sampled_from([n for n in PROPERTY_NAMES if n not in params["properties"]]))
+        params["properties"][prop] = {"type": "array", "items": ref} if draw(_BOOLS) else ref
+        if draw(_BOOLS):
+            params["required"].append(prop)
+        params["$defs"] = {name: target}
+    return params
+
+
 @st.composite
 def _generated_tools(draw: DrawFn, text: SearchStrategy[str]) -> Tool:
-    return Tool(draw(_TOOL_NAMES), draw(text), _draw_object(draw, 0))
+    return Tool(draw(_TOOL_NAMES), draw(text), _draw_parameters(draw))
 
 
 def _tool_lists(min_size: int, max_size: int, text: SearchStrategy[str]) -> SearchStrategy[list[Tool]]:
@@ -154,8 +188,11 @@ def _tool_lists(min_size: int, max_size: int, text: SearchStrategy[str]) -> Sear
 
 def tool_definitions(*, min_size: int = 1, max_size: int = 3) -> SearchStrategy[list[Tool]]:
     """Lists of tools with unique names and valid JSON-schema ``parameters`` (an object with typed
-    properties, nested objects and arrays, enums and a ``required`` list), mixing generated tools with
-    a catalog of realistic ones whose descriptions hold ``<>&"``, accents, emoji and CJK.
+    properties, nested objects and arrays of objects, string and number enums, optional fields, nullable
+    ones (``["T", "null"]`` or ``anyOf`` with null), defaults, unicode property names and descriptions,
+    ``$defs`` with ``$ref``), mixing generated tools with a catalog of realistic ones whose descriptions
+    hold ``<>&"``, accents, emoji and CJK. Names are ASCII as OpenAI requires, sometimes with ``-`` or
+    ``.`` (MCP-style), which some tool-call parsers cannot read.
 
     Shrinks towards ``min_size`` tools named ``"f"`` with no properties and an empty description.
     """
@@ -166,8 +203,13 @@ def tool_definitions(*, min_size: int = 1, max_size: int = 3) -> SearchStrategy[
     return _tool_lists(min_size, max_size, texts())
 
 
-def _draw_value(draw: DrawFn, schema: Mapping[str, Any], text: SearchStrategy[str]) -> Any:
-    """A value satisfying ``schema``: optional keys shrink away, arrays to [], strings to "", numbers to 0."""
+def _draw_value(draw: DrawFn, schema: Mapping[str, Any], text: SearchStrategy[str], root: Mapping[str, Any]) -> Any:
+    """A value satisfying ``schema`` (``$ref`` resolved in ``root``): optional keys shrink away, arrays to [],
+    strings to "", numbers to 0, ``anyOf``/type lists to their first branch."""
+    schema = deref(schema, root)
+    options = branches(schema)
+    if len(options) > 1:
+        schema = options[draw(st.integers(0, len(options) - 1))]
     if "enum" in schema:
         return draw(st.sampled_from(tuple(schema["enum"])))
     kind = schema.get("type")
@@ -181,18 +223,18 @@ def _draw_value(draw: DrawFn, schema: Mapping[str, Any], text: SearchStrategy[st
         return draw(_BOOLS)
     if kind == "array":
         items = schema.get("items", {"type": "string"})
-        return [_draw_value(draw, items, text) for _ in range(draw(_ARRAY_SIZES))]
+        return [_draw_value(draw, items, text, root) for _ in range(draw(_ARRAY_SIZES))]
     if kind == "object":
         required = tuple(schema.get("required", ()))
-        return {k: _draw_value(draw, v, text) for k, v in schema.get("properties", {}).items()
+        return {k: _draw_value(draw, v, text, root) for k, v in schema.get("properties", {}).items()
                 if k in required or draw(_BOOLS)}
-    return None
+    return None  # "null"
 
 
 @st.composite
 def _calls(draw: DrawFn, tools: Sequence[Tool], text: SearchStrategy[str]) -> tuple[str, Mapping[str, Any]]:
     tool = draw(st.sampled_from(tools))
-    return tool.name, _draw_value(draw, tool.parameters, text)
+    return tool.name, _draw_value(draw, tool.parameters, text, tool.parameters)
 
 
 @st.composite
@@ -205,15 +247,17 @@ def _tool_calls(draw: DrawFn, tools: Sequence[Tool] | None, text: SearchStrategy
 
 def tool_calls(*, tools: Sequence[Tool] | None = None) -> SearchStrategy[ToolCall]:
     """A call of one of ``tools`` (drawn from :func:`tool_definitions` when None) whose arguments
-    satisfy the tool's schema: nested objects, unicode strings, numbers, booleans and lists; the id is
-    9 alphanumerics. Shrinks towards the first tool, only required arguments, and ``"000000000"``.
+    satisfy the tool's schema (``$ref`` resolved): nested objects, unicode strings, strings that look like
+    JSON or hold quotes, backslashes and newlines, ints and floats (``1.0``, ``1e21``, ``2**53 + 1``),
+    booleans, lists and nulls; the id is 9 alphanumerics. Shrinks towards the first tool, only required
+    arguments, and ``"000000000"``.
     """
     if tools is not None:
         if isinstance(tools, (str, bytes)) or not isinstance(tools, Sequence) or not tools \
                 or not all(isinstance(t, Tool) for t in tools):
             raise InvalidOption(f"tools={tools!r}: must be None or a non-empty sequence of Tool")
         tools = tuple(tools)
-    return _tool_calls(tools, texts())
+    return _tool_calls(tools, _ARGUMENT_TEXTS)
 
 
 # --- conversations ----------------------------------------------------------------------------------------
@@ -222,16 +266,20 @@ class _Kit:
 
     def __init__(self, o: Options, text: SearchStrategy[str], system_text: SearchStrategy[str]) -> None:
         self.o, self.text, self.system_text = o, text, system_text
+        self.arguments = _ARGUMENT_TEXTS if text is _TEXTS else text  # an override reaches string arguments too
         self.maybe_text = st.none() | text
         self.reasoning = text if o.reasoning is True else self.maybe_text if o.reasoning == "any" else st.none()
         json_values = st.one_of(text, st.integers(-1000, 1000), _BOOLS, st.none())
         objects = st.dictionaries(st.sampled_from(PROPERTY_NAMES), json_values, min_size=1, max_size=3)
-        self.results = text | objects.map(lambda d: json.dumps(d, ensure_ascii=False))  # results: text or JSON
+        arrays = st.lists(json_values | objects, max_size=3)
+        # results: text (shrinks to ""), a JSON object or array as text
+        self.results = text | (objects | arrays).map(lambda d: json.dumps(d, ensure_ascii=False))
 
 
 @st.composite
 def _rounds(draw: DrawFn, kit: _Kit, tools: Sequence[Tool]) -> Round:
-    calls = draw(st.lists(_calls(tools, kit.text), min_size=1, max_size=3 if kit.o.parallel_calls else 1))
+    calls = draw(st.lists(_calls(tools, kit.arguments), min_size=1,
+                          max_size=MAX_PARALLEL_CALLS if kit.o.parallel_calls else 1))
     content = draw(kit.maybe_text)
     reasoning = draw(kit.reasoning)
     return Round(content, reasoning, calls, [draw(kit.results) for _ in calls])
@@ -240,7 +288,7 @@ def _rounds(draw: DrawFn, kit: _Kit, tools: Sequence[Tool]) -> Round:
 @st.composite
 def _turns(draw: DrawFn, kit: _Kit, tools: Sequence[Tool]) -> Turn:
     user = draw(kit.text)
-    rounds = draw(st.lists(_rounds(kit, tools), max_size=2)) if tools and kit.o.calls_allowed else []
+    rounds = draw(st.lists(_rounds(kit, tools), max_size=MAX_ROUNDS)) if tools and kit.o.calls_allowed else []
     return Turn(user, rounds, draw(kit.text), draw(kit.reasoning))
 
 
@@ -274,9 +322,10 @@ def conversations(*, min_turns: int = 1, max_turns: int = 4, system: str = "any"
 
     An optional system message (``system``: ``"absent"``, ``"empty"`` (``""``), ``"text"`` (non-empty)
     or ``"any"``), then ``min_turns..max_turns`` turns. A turn is a user message, then, when ``tools``
-    are on and ``"tool"`` is in ``roles``, up to two rounds of an assistant message with tool calls
-    (several when ``parallel_calls``; content ``None`` or text) each followed by one tool message per
-    call with the matching ``tool_call_id`` and ``name``, then the assistant's final answer.
+    are on and ``"tool"`` is in ``roles``, up to three rounds (multi-step agent turns) of an assistant
+    message with tool calls (1-4 when ``parallel_calls``; content ``None`` or text) each followed by one
+    tool message per call with the matching ``tool_call_id`` and ``name`` (a JSON object or array as text,
+    plain text, or ``""``), then the assistant's final answer.
     ``tools=True`` always attaches 1–3 tool definitions (calls come sometimes); ``"any"`` sometimes.
     ``reasoning=True`` gives every assistant message a reasoning string; ``"any"`` some of them.
     ``texts`` overrides the strategy for every text (messages, reasoning, tool descriptions, string

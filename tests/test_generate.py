@@ -19,7 +19,9 @@ from harness._pools import HOSTILE_MARKERS
 from harness.conversation import Conversation
 from harness.errors import HarnessError
 from harness.generate import generate
-from test_strategies import FEATURES, OPTION_SETS, PLAIN_CHARS, all_texts, assert_conforms, features
+from test_strategies import (
+    FEATURES, OPTION_SETS, PLAIN_CHARS, TOOL_SHAPES, all_texts, assert_conforms, features, tool_shapes,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,8 +65,8 @@ def test_plain_generation_is_plain() -> None:
     for conv in generate(500, seed=5, tools="any", reasoning="any", hostile=False):
         for m in conv.messages:
             for text in (m.content, m.reasoning):
-                if text is None or (m.role == "tool" and text.startswith("{")):
-                    continue  # tool results may be JSON
+                if text is None or (m.role == "tool" and text[:1] in ("{", "[")):
+                    continue  # tool results may be JSON (objects or arrays)
                 assert set(text) <= PLAIN_CHARS and text == text.strip(), repr(text)
                 assert not any(marker in text for marker in HOSTILE_MARKERS if marker.strip()), repr(text)
 
@@ -138,3 +140,44 @@ def test_invalid_options_raise_eagerly(kwargs: dict[str, Any], named: str) -> No
     with pytest.raises(InvalidArgument, match=named) as info:
         generate(**kwargs)  # no iteration needed
     assert isinstance(info.value, HarnessError)  # the CLI maps it to exit 2
+
+
+def test_tool_shapes_occur() -> None:
+    seen: Counter[str] = Counter()
+    for conv in generate(2000, seed=3, tools=True, reasoning="any"):
+        seen.update(tool_shapes(conv))
+    assert not [k for k in TOOL_SHAPES if not seen[k]], ([k for k in TOOL_SHAPES if not seen[k]], seen)
+
+
+def test_tools_free_streams_are_unchanged() -> None:
+    """The tool shapes of issue 11 changed only streams with tools: without tools (reasoning or not) the
+    conversations are those the generator made before (reports and sweeps pinned to a seed keep them)."""
+    assert digest(generate(500, seed=42)) == "6534d0b130256c59ac23fb80f26549ee12521a57401c92a0ad038a228eef5132"
+    assert digest(generate(500, seed=42, reasoning="any")) == \
+        "55f2f0776bfd98b76d0310b12445766e77a34983147443b6d900f07b29f55954"
+    assert digest(generate(500, seed=42, hostile=False, system="text", min_turns=2)) == \
+        "a77c7fd06a6535d3982cdd2f61f60f8f22a0f6a560d40847c1eca15a62d09ed4"
+
+
+def _first_nonconforming(**options: Any) -> AssertionError | None:
+    for conv in generate(300, seed=5, tools=True, **options):
+        try:
+            assert_conforms(conv, tools=True, **options)
+        except AssertionError as exc:
+            return exc
+    return None
+
+
+@pytest.mark.parametrize(("target", "planted", "symptom"), [
+    ("deref", lambda schema, root: schema, "is not"),  # $ref left unresolved: the value is drawn from {"$ref"}
+    ("INT_EDGES", (1.0,), "is not integer"),  # an integer argument drawn as the float 1.0
+    ("MAX_PARALLEL_CALLS", 6, "parallel calls"),  # more parallel calls than the documented 2-4
+])
+def test_planted_generator_bugs_break_conformance(monkeypatch: pytest.MonkeyPatch, target: str, planted: Any,
+                                                  symptom: str) -> None:
+    assert _first_nonconforming() is None
+    import harness.generate as gen
+
+    monkeypatch.setattr(gen, target, planted)
+    exc = _first_nonconforming()
+    assert exc is not None and symptom in str(exc), exc

@@ -35,28 +35,44 @@ _JSON_TYPES: dict[str, Callable[[Any], bool]] = {
     "boolean": lambda v: isinstance(v, bool),
     "array": lambda v: isinstance(v, list),
     "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
 }
 
 
-def schema_errors(value: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
-    """The JSON-schema subset tools use: type, enum, properties, required, items."""
-    if schema.get("type") not in _JSON_TYPES:
+def schema_errors(value: Any, schema: dict[str, Any], path: str = "$", root: dict[str, Any] | None = None,
+                  ) -> list[str]:
+    """The JSON-schema subset tools use: type (or a list of types), enum, properties, required, items, local
+    ``$ref`` to ``#/$defs/NAME``, ``anyOf``, ``default`` (which must itself be valid)."""
+    root = schema if root is None else root
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/$defs/")
+        if name not in root.get("$defs", {}):
+            return [f"{path}: unresolved $ref {schema['$ref']!r}"]
+        return schema_errors(value, root["$defs"][name], path, root)
+    if "anyOf" in schema:
+        alternatives = [schema_errors(value, s, path, root) for s in schema["anyOf"]]
+        return [] if any(not e for e in alternatives) else [f"{path}: {value!r} matches no anyOf branch"]
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if not kinds or any(k not in _JSON_TYPES for k in kinds):
         return [f"{path}: schema type {schema.get('type')!r}"]
-    if not _JSON_TYPES[schema["type"]](value):
+    if "default" in schema and not any(_JSON_TYPES[k](schema["default"]) for k in kinds):
+        return [f"{path}: default {schema['default']!r} is not {kinds}"]
+    if not any(_JSON_TYPES[k](value) for k in kinds):
         return [f"{path}: {value!r} is not {schema['type']}"]
     if "enum" in schema and value not in schema["enum"]:
         return [f"{path}: {value!r} not in {schema['enum']!r}"]
     errors: list[str] = []
-    if schema["type"] == "array":
+    if isinstance(value, list):
         for i, item in enumerate(value):
-            errors += schema_errors(item, schema["items"], f"{path}[{i}]")
-    if schema["type"] == "object":
+            errors += schema_errors(item, schema["items"], f"{path}[{i}]", root)
+    if isinstance(value, dict):
         props = schema.get("properties", {})
         errors += [f"{path}: missing {k!r}" for k in schema.get("required", []) if k not in value]
         errors += [f"{path}: unknown key {k!r}" for k in value if k not in props]
         for k, v in value.items():
             if k in props:
-                errors += schema_errors(v, props[k], f"{path}.{k}")
+                errors += schema_errors(v, props[k], f"{path}.{k}", root)
     return errors
 
 
@@ -98,15 +114,17 @@ def assert_conforms(conv: Conversation, *, min_turns: int = 1, max_turns: int = 
             assert m.reasoning is None
         elif reasoning is True:
             assert isinstance(m.reasoning, str)
-        if not parallel_calls:
-            assert len(m.tool_calls) <= 1
+        assert len(m.tool_calls) <= (4 if parallel_calls else 1), f"{len(m.tool_calls)} parallel calls"
     # Walk the turns: user, (assistant with calls, one tool message per call)*, final assistant.
     ids: list[str] = []
     i = 1 if has_system else 0
     while i < len(msgs):
         assert msgs[i].role == "user", (i, msgs[i])
         i += 1
+        rounds = 0
         while i < len(msgs) and msgs[i].tool_calls:
+            rounds += 1
+            assert rounds <= 3, "more than 3 call rounds in a turn"
             calls = msgs[i].tool_calls
             results = msgs[i + 1:i + 1 + len(calls)]
             assert len(results) == len(calls), "every call needs its result"
@@ -352,3 +370,116 @@ def test_invalid_strategy_options_raise(make: Callable[[], object], named: str) 
 def test_texts_override_must_draw_strings() -> None:
     with pytest.raises(InvalidArgument, match="must draw str"):
         find(conversations(texts=st.just(3)), lambda c: True)
+
+
+# --- the tool and reasoning shapes of issue 11 ------------------------------------------------------------
+def _walk(value: Any) -> Iterable[Any]:
+    yield value
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk(v)
+
+
+def tool_shapes(conv: Conversation) -> Counter[str]:
+    """Which of the tool/reasoning shapes a conversation holds (used by both generators' tests)."""
+    seen: Counter[str] = Counter()
+    for tool in conv.tools:
+        schema = thaw(tool.parameters)
+        nodes = [n for n in _walk(schema) if isinstance(n, dict)]
+        seen["$ref"] += "$defs" in schema and any("$ref" in n for n in nodes)
+        seen["array of objects"] += any(n.get("type") == "array" and n.get("items", {}).get("type") == "object"
+                                        for n in nodes)
+        seen["nullable type list"] += any(isinstance(n.get("type"), list) for n in nodes)
+        seen["anyOf"] += any("anyOf" in n for n in nodes)
+        seen["default"] += any("default" in n for n in nodes)
+        seen["number enum"] += any(any(isinstance(e, (int, float)) for e in n.get("enum", ())) for n in nodes)
+        seen["string enum"] += any(any(isinstance(e, str) for e in n.get("enum", ())) for n in nodes)
+        seen["optional field"] += any(set(n.get("properties", {})) - set(n.get("required", [])) for n in nodes)
+        seen["unicode property"] += any(not k.isascii() for n in nodes for k in n.get("properties", {}))
+        seen["dotted or dashed name"] += "." in tool.name or "-" in tool.name
+    answers = 0
+    for i, m in enumerate(conv.messages):
+        if m.role == "assistant":
+            answers += 1
+            seen["reasoning on a call-only turn"] += bool(m.tool_calls) and m.reasoning is not None
+            seen["empty reasoning"] += m.reasoning == ""
+        if m.role == "tool":
+            text = m.content or ""
+            seen["result: JSON object"] += text.startswith("{")
+            seen["result: JSON array"] += text.startswith("[")
+            seen["result: empty"] += text == ""
+        n = len(m.tool_calls)
+        seen[f"{n} parallel calls"] += n > 1
+        for call in m.tool_calls:
+            args = thaw(call.arguments)
+            values = list(_walk(args))
+            seen["empty arguments"] += args == {}
+            seen["null argument"] += any(v is None for v in values)
+            seen["integral float"] += any(isinstance(v, float) and v.is_integer() for v in values)
+            seen["int past 2**53"] += any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**53
+                                          for v in values)
+            seen["JSON-looking string"] += any(isinstance(v, str) and v[:1] in "{[" and v[-1:] in "}]"
+                                               for v in values)
+            seen["string with newline or quote"] += any(isinstance(v, str) and ("\n" in v or '"' in v)
+                                                        for v in values)
+    rounds = [k for k, m in enumerate(conv.messages) if m.tool_calls]
+    users = [k for k, m in enumerate(conv.messages) if m.role == "user"]
+    for lo, hi in zip(users, users[1:] + [len(conv.messages)]):
+        n_rounds = sum(lo < k < hi for k in rounds)
+        seen[f"{n_rounds} call rounds"] += n_rounds > 1
+    has_reasoning = any(m.reasoning is not None for m in conv.messages)
+    seen["conversation with reasoning"] += has_reasoning
+    seen["conversation without reasoning"] += not has_reasoning
+    return seen
+
+
+#: Every shape each generator must produce with tools=True, reasoning="any".
+TOOL_SHAPES = (
+    "$ref", "array of objects", "nullable type list", "anyOf", "default", "number enum", "string enum",
+    "optional field", "unicode property", "dotted or dashed name", "reasoning on a call-only turn", "empty reasoning",
+    "result: JSON object", "result: JSON array", "result: empty", "2 parallel calls", "3 parallel calls",
+    "4 parallel calls", "empty arguments", "null argument", "integral float", "int past 2**53",
+    "JSON-looking string", "string with newline or quote", "2 call rounds", "3 call rounds",
+    "conversation with reasoning", "conversation without reasoning",
+)
+
+
+def test_tool_shapes_occur_in_conversations() -> None:
+    seen: Counter[str] = Counter()
+
+    @COLLECT
+    @given(conversations(tools=True, reasoning="any"))
+    def collect(conv: Conversation) -> None:
+        seen.update(tool_shapes(conv))
+
+    collect()
+    assert not [k for k in TOOL_SHAPES if not seen[k]], ([k for k in TOOL_SHAPES if not seen[k]], seen)
+
+
+def test_schema_checker_follows_refs_and_nullables() -> None:
+    schema = thaw(next(t for t in CATALOG if t.name == "set-thermostat").parameters)
+    good = {"temperature": 20.0, "mode": 1, "zones": [{"名前": "salon", "floor": 2}], "until": None}
+    assert schema_errors(good, schema) == []
+    for bad in ({**good, "zones": [{"floor": 1}]}, {**good, "zones": [{"名前": 3}]}, {**good, "mode": 1.0},
+                {**good, "mode": 4}, {**good, "until": 5}):
+        assert schema_errors(bad, schema), bad
+    read = thaw(next(t for t in CATALOG if t.name == "fs.read_file").parameters)
+    assert schema_errors({"path": "a", "encoding": None, "range": {"start": 1}}, read) == []
+    assert schema_errors({"path": "a", "range": {"end": 1}}, read)
+    assert schema_errors({"path": "a"}, {**read, "properties": {"path": {"$ref": "#/$defs/Missing"}}})
+
+
+def test_planted_strategy_bug_breaks_conformance(monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = Tool("t", "", {"type": "object", "properties": {"r": {"$ref": "#/$defs/R"}}, "required": ["r"],
+                          "$defs": {"R": {"type": "object", "properties": {"x": {"type": "integer"}},
+                                          "required": ["x"]}}})
+    call = find(tool_calls(tools=[tool]), lambda c: True)
+    assert thaw(call.arguments) == {"r": {"x": 0}} and not schema_errors(thaw(call.arguments), thaw(tool.parameters))
+    import harness.strategies as strategies
+
+    monkeypatch.setattr(strategies, "deref", lambda schema, root: schema)  # the planted bug: $ref not followed
+    call = find(tool_calls(tools=[tool]), lambda c: True)
+    assert schema_errors(thaw(call.arguments), thaw(tool.parameters)), call

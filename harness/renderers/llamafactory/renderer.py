@@ -136,7 +136,9 @@ class LlamaFactoryRenderer(TrainRenderer):
         self._log.clear()
         try:
             return self.processor._encode_data_example(aligned[:-1], aligned[-1:], system, tools, [], [], [])
-        except (RuntimeError, ValueError, KeyError) as exc:  # e.g. a tool format that cannot express the call
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # e.g. a tool format that cannot express
+            # the call; TypeError: the default (ReAct) tool prompt joins `enum` values as strings, so a number enum
+            # crashes LLaMA-Factory itself
             raise RenderRejected("train", f"LLaMA-Factory cannot encode it: {exc}") from None
 
     def _piece_text(self, elem: Any) -> str:
@@ -284,7 +286,7 @@ class LlamaFactoryRenderer(TrainRenderer):
         self._log.clear()
         try:
             self.template._encode(self.lf_tokenizer, aligned, system, tools)
-        except (RuntimeError, ValueError, KeyError) as exc:
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # TypeError: see _process
             raise RenderRejected("train", f"LLaMA-Factory cannot encode it: {exc}") from None
         return "".join(self._piece_text(e) for elements, _ in self._log for e in elements
                        if not (isinstance(e, str) and not e))
