@@ -7,7 +7,7 @@ REQS   := requirements-zoo.txt requirements-llamafactory.txt requirements-engine
           requirements-xtuner.txt requirements-vllm.txt
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: check test bench bench-readme calibrate report-screenshot venv clean
+.PHONY: check test bench bench-readme fidelity fidelity-readme calibrate report-screenshot venv clean
 
 $(STAMP): pyproject.toml $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml $(REQS)
 venv: $(STAMP)
 
 check: $(STAMP)
-	$(VENV)/bin/harness check --model qwen2.5 --train jinja:. --deploy hf:. --examples 2000 --report-dir reports
+	$(VENV)/bin/harness check --model qwen2.5 --train jinja:. --deploy hf:.,tool_parser=hermes --examples 2000 --report-dir reports
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
@@ -42,6 +42,13 @@ bench: $(STAMP)
 # README's "Speed and memory" table from the numbers `make bench` wrote
 bench-readme: $(STAMP)
 	$(PY) benchmarks/bench_readme.py benchmarks/bench.json --readme README.md
+
+# parser fidelity (vLLM, LLaMA-Factory, Ollama upstream cases) -> JSON; README's two fidelity tables from the JSONs
+fidelity: $(STAMP)
+	$(PY) benchmarks/parser_fidelity.py --json benchmarks/parser_fidelity.json
+
+fidelity-readme: $(STAMP)
+	$(PY) benchmarks/fidelity_readme.py --readme README.md
 
 # every real chat template (TRL, axolotl, LLaMA-Factory exports, the zoo) paired with itself -> docs/calibration.md
 calibrate: $(STAMP)

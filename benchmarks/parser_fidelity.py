@@ -1,8 +1,10 @@
 """Agreement of the harness's parser wrappers with the engines' own upstream tests (README numbers).
 
 Runs every case of fixtures/parsers/vllm_upstream.json and llamafactory_upstream.json through
-harness.parsers and prints, per parser: cases, agree, disagree, and each disagreement with its reason.
-    python benchmarks/parser_fidelity.py [--json out.json]
+harness.parsers, and Ollama's own tools/thinking test cases (fixtures/parsers/ollama_upstream.json) through
+the Go port, and prints, per parser: cases, agree, disagree, and each disagreement with its reason.
+    python benchmarks/parser_fidelity.py [--json benchmarks/parser_fidelity.json]
+(`python benchmarks/fidelity_readme.py` writes README's table from that JSON.)
 """
 
 from __future__ import annotations
@@ -63,6 +65,12 @@ def run(files=FILES) -> dict:
                                         "reason": case.divergence or "UNEXPLAINED"})
             else:
                 row["agree"] += 1
+    from harness.parsers.ollama import upstream_agreement
+
+    for suite, cases, agree, notes in upstream_agreement():
+        table[suite] = {"cases": cases, "agree": agree,
+                        "disagree": [{"id": suite, "why": [notes], "note": "", "reason": "UNEXPLAINED"}]
+                        if agree < cases else []}
     return dict(table)
 
 
@@ -83,7 +91,7 @@ def main() -> None:
         for d in row["disagree"]:
             print(f"\n{label} {d['id']}: " + "; ".join(d["why"]) + f"\n  reason: {d['reason']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+        Path(args.json).write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from harness.checks import Pair
+from harness.renderers._common import template_reads_reasoning
 from harness.specs import build_renderer
 
 if TYPE_CHECKING:
@@ -44,19 +44,7 @@ def check(pair: Pair, conversations: Iterable["Conversation"], *, checks: Sequen
     return run_pair(pair, conversations, checks=checks)
 
 
-_REASONING = re.compile(r"reasoning_content|\bthinking\b|<think>|\.Thinking\b|\.Think\b|enable_thinking")
-
-
 def reads_reasoning(pair: Pair) -> bool:
-    """Does either side's template read reasoning? Its source mentions ``reasoning_content``, ``thinking``,
-    ``<think>`` or Ollama's ``.Thinking``/``.Think``, or LLaMA-Factory's template is a ``ReasoningTemplate``.
-    The CLI then generates conversations with reasoning by default (``--reasoning auto``)."""
-    return any(_reads_reasoning(r) for r in (pair.train, pair.deploy))
-
-
-def _reads_reasoning(renderer: object) -> bool:
-    template = getattr(renderer, "template", None)
-    if type(template).__name__ == "ReasoningTemplate":
-        return True
-    sources = [getattr(template, "source", None), getattr(getattr(renderer, "modelfile", None), "template", None)]
-    return any(isinstance(s, str) and _REASONING.search(s) for s in sources)
+    """Does either side's template read reasoning (``renderers._common.template_reads_reasoning``)? The CLI then
+    generates conversations with reasoning by default (``--reasoning auto``)."""
+    return any(template_reads_reasoning(r) for r in (pair.train, pair.deploy))

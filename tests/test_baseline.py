@@ -16,7 +16,8 @@ from harness.zoo import zoo_model_dir
 pytestmark = pytest.mark.real_tokenizer
 
 NEEDLE = "{{- '\\n</tool_response>' }}"
-PLANTED = "{{- '\\n</tool_response>\\n' }}"  # one extra newline after every tool result: one error class
+PLANTED = "{{- '\\n</tool_response>\\n' }}"  # one extra newline after every tool result: a prompt-prefix error
+# class, and the tools check locates it at the tool result: two classes
 
 
 def _check(cwd: Path, *extra: str, examples: int = 30, out: str = "rep") -> int:
@@ -81,14 +82,18 @@ def test_planted_divergence_is_new_and_fails(work, baselines, template, capsys):
     _plant(work, template)
     assert _check(work, "--baseline", str(baselines["consistent"])) == 1
     out = capsys.readouterr().out
-    assert "baseline: 1 new, 0 fixed, " in out
+    assert "baseline: 2 new, 0 fixed, " in out
     assert "new: prompt-prefix: error tools-rendered at tool (first ids text -> text) — jinja:train.jinja vs " \
            "hf:serve.jinja" in out
+    assert "new: tools: error tools-rendered at messages[*](tool result)" in out
     report = _report(work)
     assert report["harness"]["exit_status"] == 1
-    assert report["baseline"]["new"] == [{"train": "jinja:train.jinja", "deploy": "hf:serve.jinja",
-                                          "check": "prompt-prefix", "severity": "error", "cause": "tools-rendered",
-                                          "where": "tool", "first_pair": {"train": "text", "deploy": "text"}}]
+    new = {n["check"]: n for n in report["baseline"]["new"]}
+    assert sorted(new) == ["prompt-prefix", "tools"]
+    assert new["prompt-prefix"] == {"train": "jinja:train.jinja", "deploy": "hf:serve.jinja",
+                                    "check": "prompt-prefix", "severity": "error", "cause": "tools-rendered",
+                                    "where": "tool", "first_pair": {"train": "text", "deploy": "text"}}
+    assert (new["tools"]["cause"], new["tools"]["where"]) == ("tools-rendered", "messages[*](tool result)")
     assert "## Baseline" in (work / "rep" / "report.md").read_text()
     html = (work / "rep" / "report.html").read_text()
     new = html[html.index('<ul class="new">'):]
@@ -101,7 +106,7 @@ def test_planted_divergence_is_new_and_fails(work, baselines, template, capsys):
 def test_fixed_template_lists_the_fixed_class(work, baselines, capsys):
     assert _check(work, "--baseline", str(baselines["planted"])) == 0
     out = capsys.readouterr().out
-    assert "baseline: 0 new, 1 fixed, " in out
+    assert "baseline: 0 new, 2 fixed, " in out
     assert "fixed: prompt-prefix: error tools-rendered at tool" in out
     md = (work / "rep" / "report.md").read_text()
     assert "Fixed (in the baseline, not found now):" in md and "tools-rendered" in md.split("## Baseline")[1]

@@ -246,7 +246,7 @@ def test_workflow_harness_step_runs(tmp_path, template, env):
     proc = subprocess.run(["bash", "-e", "-c", script], cwd=root, env=job_env, capture_output=True, text=True,
                           timeout=300)  # GitHub runs `run:` with bash -e
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "baseline: 1 new, 0 fixed" in proc.stdout and "new: prompt-prefix: error tools-rendered" in proc.stdout
+    assert "baseline: 2 new, 0 fixed" in proc.stdout and "new: prompt-prefix: error tools-rendered" in proc.stdout
     reports = root / job["env"]["HARNESS_REPORTS"]
     assert json.loads((reports / "report.json").read_text())["baseline"]["path"] == ".template-harness/baseline.json"
     assert "tools-rendered" in (reports / "report.junit.xml").read_text()

@@ -3,6 +3,7 @@ request; identical templates and divergences outside tool structures stay quiet 
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -152,3 +153,20 @@ def test_read_back_helpers():
     assert "key order" in said and "['b', 'a']" in said
     said = serialisation('{"a":1}', '{"a": 1}', {"a": 1}, {"a": 1})
     assert "spacing" in said
+
+
+def test_tool_result_framing_is_located_at_the_result_not_the_call(tmp_path):
+    """An extra newline after every tool result (Qwen2.5's template, planted): removing the call step removes its
+    result too, so the call is 'needed' — the path must still name the tool result whose framing differs."""
+    own = json.loads((zoo_model_dir("qwen2.5") / "tokenizer_config.json").read_text())["chat_template"]
+    needle = "{{- '\\n</tool_response>' }}"
+    assert needle in own
+    serve = tmp_path / "serve.jinja"
+    serve.write_text(own.replace(needle, "{{- '\\n</tool_response>\\n' }}"))
+    failure = _tools_failure("jinja:" + _own("qwen2.5"), f"hf:{serve}", n=60)
+    path = failure.tokens["path"]
+    assert re.fullmatch(r"messages\[\d+\]\.content", path), path
+    index = int(path.split("[")[1].split("]")[0])
+    assert failure.conversation.messages[index].role == "tool"
+    assert failure.cause == "tools-rendered" and failure.where == "messages[*](tool result)"
+    assert "framing of the tool result" in failure.explanation

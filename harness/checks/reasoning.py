@@ -17,7 +17,7 @@ The rules, for every answer k (assistant ``messages[k]``) of a conversation:
   (served ``<think>\n`` before a trained ``<think>\n\n</think>`` is what training taught). Every other
   combination is what training taught.
 
-A pair where neither template reads reasoning (``harness.api.reads_reasoning``) is skipped; on other pairs
+A pair where neither template reads reasoning (``harness.api.reads_reasoning``: a template mentions reasoning) is skipped; on other pairs
 conversations without reasoning hold trivially. Where texts differ for other reasons, ``prompt-prefix`` names the
 first difference; this check names what each side did with which reasoning.
 """
@@ -124,9 +124,9 @@ def reasoning(case: Case) -> Failure | None:
 
 
 def _reads(case: Case) -> bool:
-    from harness.api import reads_reasoning
+    from harness.renderers._common import template_reads_reasoning
 
-    return reads_reasoning(case.pair)
+    return any(template_reads_reasoning(r) for r in (case.pair.train, case.pair.deploy))
 
 
 def _mode_error(train: str, deploy: str, k: int, given: bool) -> str | None:

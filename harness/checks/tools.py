@@ -27,6 +27,7 @@ from typing import Any, Iterator
 from harness.checks.base import Case, Check, Failure, NotApplicable
 from harness.checks.prompt import _first_difference, prompt_holds
 from harness.conversation import Conversation, thaw
+from harness.checks.toolsread import fmt, prune, tell
 from harness.errors import ConversationError, RenderRejected
 
 Path = tuple[Any, ...]
@@ -37,22 +38,6 @@ _KEYWORDS = frozenset({"function", "description", "parameters", "properties", "r
                        "tool_calls", "arguments", "format", "minimum", "maximum", "title", "const", "nullable"})
 #: chars of training text before the first difference that a reduced variant must still part after
 ANCHOR = 24
-_IDENT = re.compile(r"^[\w$]+$")
-
-
-def fmt(path: Path) -> str:
-    """``("tools", 1, "function", "name")`` → ``tools[1].function.name`` (odd keys as ``['a b']``)."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _IDENT.match(part):
-            out += ("." if out else "") + part
-        else:
-            out += f"[{part!r}]"
-    return out
-
-
 def general(path: Path) -> str:
     """The class of ``path``: indices as ``[*]``, user-chosen names (properties, ``$defs`` entries, argument
     keys) as ``*``; ``tools[1].function.parameters.properties.city.enum`` →
@@ -99,15 +84,6 @@ def elements(request: dict[str, Any], k: int) -> list[Path]:
             base = ("messages", m, "tool_calls", j, "function", "arguments")
             out.extend(_elements(call["function"]["arguments"], base))
     return out
-
-
-def prune(value: Any, removed: set[Path], path: Path = ()) -> Any:
-    """``value`` without the elements at ``removed`` (paths in ``value``'s own indices)."""
-    if isinstance(value, dict):
-        return {k: prune(v, removed, path + (k,)) for k, v in value.items() if path + (k,) not in removed}
-    if isinstance(value, list):
-        return [prune(v, removed, path + (i,)) for i, v in enumerate(value) if path + (i,) not in removed]
-    return value
 
 
 def _variant(request: dict[str, Any], removed: set[Path], k: int) -> tuple[Conversation | None, int]:
@@ -229,7 +205,6 @@ def tools(case: Case) -> Failure | None:
 
 def _failure(case: Case, k: int, leaves: list[Path], kept: list[Path], request: dict[str, Any],
              removed: set[Path]) -> Failure:
-    from harness.checks.toolsread import tell
 
     path = leaves[0]
     small, k2 = _variant(request, removed, k)
@@ -244,11 +219,31 @@ def _failure(case: Case, k: int, leaves: list[Path], kept: list[Path], request: 
     explanation = (f"the served prompt for answer messages[{k}] differs from training at {fmt(path)}{needs}: "
                    f"{said}. The counterexample keeps only the tool elements the divergence needs")
     reduced = case.variant(small)  # the conversation reduced to those elements: its own ids and diff
+    where = general(path)
+    if cause == "tools-rendered" and len(path) == 4 and path[2] == "tool_calls":
+        holder = _holder(reduced, k)  # a call step needed, its JSON written alike: is the result framed otherwise?
+        if holder is not None and small.messages[holder].role == "tool":
+            path, where = ("messages", holder, "content"), "messages[*](tool result)"
+            around = said.split("the text around it is not: ", 1)[-1]
+            explanation = (f"the served prompt for answer messages[{k}] differs from training in the framing of the "
+                           f"tool result {fmt(path)} (the call before it is written alike): {around}. The "
+                           "counterexample keeps only the tool elements the divergence needs")
     ans = reduced.train.answer(k)
     shown = reduced.prompt(k)
     expected = reduced.train.ids[:max(len(shown.ids), ans.start)]
     return Failure("tools", "error", explanation, small, reduced.diff(expected, shown, k), k, cause=cause,
-                   where=general(path), tokens={"path": fmt(path), "paths": [fmt(p) for p in leaves]})
+                   where=where, tokens={"path": fmt(path), "paths": [fmt(p) for p in leaves]})
+
+
+def _holder(case: Case, k: int) -> int | None:
+    """The message of ``messages[:k]`` whose training rendering holds the first char where the served prompt for
+    answer ``k`` leaves the training text (None: past them, e.g. the generation prompt)."""
+    train, prompt = case.train.text or "", case.prompt(k).text or ""
+    c = _first_difference(prompt, train)
+    for i, end in enumerate(case.bounds(case.pair.train, k)):
+        if c < end:
+            return i
+    return None
 
 
 CHECKS = (Check("tools", tools, "tool definitions and history calls render alike; the divergence is located as a "

@@ -8,6 +8,7 @@ with ``deepdiff.DeepDiff`` (values) and as text (serialisation).
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
@@ -15,6 +16,30 @@ if TYPE_CHECKING:
     from harness.conversation import Conversation
 
 Path = tuple[Any, ...]
+
+_IDENT = re.compile(r"^[\w$]+$")
+
+
+def fmt(path: Path) -> str:
+    """``("tools", 1, "function", "name")`` → ``tools[1].function.name`` (odd keys as ``['a b']``)."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENT.match(part):
+            out += ("." if out else "") + part
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+def prune(value: Any, removed: set[Path], path: Path = ()) -> Any:
+    """``value`` without the elements at ``removed`` (paths in ``value``'s own indices)."""
+    if isinstance(value, dict):
+        return {k: prune(v, removed, path + (k,)) for k, v in value.items() if path + (k,) not in removed}
+    if isinstance(value, list):
+        return [prune(v, removed, path + (i,)) for i, v in enumerate(value) if path + (i,) not in removed]
+    return value
 _DECODER = json.JSONDecoder()
 
 
@@ -62,7 +87,6 @@ def find(text: str, path: Path, request: dict[str, Any], removed: frozenset[Path
          ) -> tuple[str, Any] | None:
     """The raw JSON text and value a rendering gives the tool or call that ``path`` lies in (first match);
     ``removed`` are the elements the rendered conversation no longer has."""
-    from harness.checks.tools import prune
 
     if path[0] == "tools":
         name = request["tools"][path[1]]["function"]["name"]
@@ -145,7 +169,6 @@ def tell(case: "Case", small: "Conversation", k: int, path: Path, request: dict[
     """(cause, sentence, DeepDiff's first path or None): what training and deploy tell the model about the element
     at ``path``, read from the renderings of ``small`` (the conversation reduced to the elements the divergence
     needs)."""
-    from harness.checks.tools import fmt
 
     train_text = case.pair.train.render_text(small, add_generation_prompt=False)
     deploy_text = case.pair.deploy.render_text(small.prefix(k), add_generation_prompt=True)

@@ -32,10 +32,10 @@ MODEL_NAME = "exported-template"  # not a built-in LMDeploy name, and no dot (se
 
 def export(train: "Renderer", train_spec: str, *, tools: str) -> Artifact:
     if type(train).__name__ != "LlamaFactoryRenderer":
-        from harness.api import _reads_reasoning
+        from harness.renderers._common import template_reads_reasoning
 
         source = getattr(getattr(train, "template", None), "source", "") or ""
-        if _reads_reasoning(train):
+        if template_reads_reasoning(train):
             why = "it reads reasoning (thinking/<think>), and templates that do usually rewrite history"
         elif "tools" in source:
             why = "it renders tools, which LMDeploy's fields have no place for"

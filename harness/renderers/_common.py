@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from bisect import bisect_right
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -89,3 +90,16 @@ def locate_spans(text: str, conv: "Conversation", offsets: Sequence[tuple[int, i
             spans.append(Span(i, part, start_tok, end_tok, at, end))
             cursor = end
     return tuple(spans)
+
+
+_REASONING = re.compile(r"reasoning_content|\bthinking\b|<think>|\.Thinking\b|\.Think\b|enable_thinking")
+
+
+def template_reads_reasoning(renderer: object) -> bool:
+    """Does ``renderer``'s template read reasoning? Its source mentions ``reasoning_content``, ``thinking``,
+    ``<think>`` or Ollama's ``.Thinking``/``.Think``, or LLaMA-Factory's template is a ``ReasoningTemplate``."""
+    template = getattr(renderer, "template", None)
+    if type(template).__name__ == "ReasoningTemplate":
+        return True
+    sources = [getattr(template, "source", None), getattr(getattr(renderer, "modelfile", None), "template", None)]
+    return any(isinstance(s, str) and _REASONING.search(s) for s in sources)
