@@ -263,3 +263,15 @@ def test_numbers_compare_by_value_but_a_number_returned_as_text_differs():
     assert call_differences(want, [{"function": {"name": "f", "arguments": {"x": 3, "n": 2.0}}}]) is None
     assert call_differences(want, [{"function": {"name": "f", "arguments": {"x": 3.0, "n": "2"}}}]) == \
         ("tool-arguments", ["tool_calls[0].function.arguments.n"])
+
+
+def test_key_order_is_judged_only_where_the_engine_keeps_replayed_order():
+    """vLLM renders replayed arguments in the client's key order; Ollama's Go maps print them sorted, so a sorted
+    return is no round-trip finding there (the tools check reports the prompt's own key order)."""
+    from harness.checks.roundtrip import call_differences
+    from harness.parsers.ollama import OllamaToolParser
+
+    want = [{"function": {"name": "f", "arguments": {"b": 1, "a": 2}}}]
+    got = [{"function": {"name": "f", "arguments": {"a": 2, "b": 1}}}]
+    assert call_differences(want, got) == ("tool-arguments-order", ["tool_calls[0].function.arguments"])
+    assert call_differences(want, got, order=OllamaToolParser.keeps_argument_order) is None

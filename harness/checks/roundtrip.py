@@ -12,7 +12,9 @@ as vLLM's chat server does. Rule: ``deploy.tool_parser.parse(text, conv.tools)``
 ``3.0`` as ``3``; a number returned as a string is a difference), order and count —
 compared with ``deepdiff.DeepDiff`` on ``{"function": {"name", "arguments"}}`` lists, differences reported
 as paths (``tool_calls[1].function.arguments.unit``); the argument KEY ORDER of each object too (the client
-replays the returned arguments: re-ordered keys re-render differently), cause ``tool-arguments-order``.
+replays the returned arguments: re-ordered keys re-render differently), cause ``tool-arguments-order`` — not for
+an engine whose prompt re-orders replayed arguments itself (``ToolParser.keeps_argument_order``: Ollama's Go
+maps print sorted keys, a prompt difference the ``tools`` check reports).
 An answer without calls must parse to no calls. Content: what the parser leaves equals the message's content
 under the WHITESPACE RULE: ``None`` == ``""`` and leading/trailing whitespace is ignored (templates frame calls
 with newlines, vLLM's hermes keeps ``"text\\n"``); any other difference is ``tool-content`` (not judged when the
@@ -189,7 +191,8 @@ def order_paths(want: Any, got: Any, path: str) -> list[str]:
     return []
 
 
-def call_differences(want: list[dict[str, Any]], got: list[dict[str, Any]]) -> tuple[str, list[str]] | None:
+def call_differences(want: list[dict[str, Any]], got: list[dict[str, Any]], *, order: bool = True,
+                     ) -> tuple[str, list[str]] | None:
     """``(cause, paths)`` for the calls a parser returned vs the trained ones, None when they agree."""
     diff = DeepDiff(want, got, verbose_level=2, ignore_numeric_type_changes=True)
     paths = [path_of(p) for p in diff.affected_paths]
@@ -202,10 +205,12 @@ def call_differences(want: list[dict[str, Any]], got: list[dict[str, Any]]) -> t
     if paths:
         cause = "tool-call-name" if any(p.endswith(".function.name") for p in paths) else "tool-arguments"
         return cause, paths
-    order = [p for i, (a, b) in enumerate(zip(want, got))
-             for p in order_paths(a["function"]["arguments"], b["function"]["arguments"],
-                                  f"tool_calls[{i}].function.arguments")]
-    return ("tool-arguments-order", order) if order else None
+    if not order:
+        return None
+    order_at = [p for i, (a, b) in enumerate(zip(want, got))
+                for p in order_paths(a["function"]["arguments"], b["function"]["arguments"],
+                                     f"tool_calls[{i}].function.arguments")]
+    return ("tool-arguments-order", order_at) if order_at else None
 
 
 def tool_roundtrip(case: Case) -> Failure | None:
@@ -236,7 +241,7 @@ def tool_roundtrip(case: Case) -> Failure | None:
         except ParserCrashed as exc:
             return _crashed("tool-roundtrip", case, ans.message, fed, exc)
         want, got, content = normal(expected_calls(message), form), parsed_calls(out), normal(message.content, form)
-        found = call_differences(want, got)
+        found = call_differences(want, got, order=parser.keeps_argument_order)
         if found is not None and not split_ok:
             found = found[0], [*found[1], f"the reasoning parser {thinker.name} split the text wrongly first "
                                "(see reasoning-roundtrip)"]

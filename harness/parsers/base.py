@@ -40,6 +40,9 @@ class ToolParser(ABC):
 
     name: str
     skip_special_tokens: bool = True
+    #: whether the engine's prompt keeps the key order of arguments a client replays in history (vLLM parses the
+    #: string into an ordered dict; Ollama decodes it into a Go map and its template prints keys sorted)
+    keeps_argument_order: bool = True
 
     @abstractmethod
     def parse(self, text: str, tools: Sequence["Tool"]) -> ParsedOutput:

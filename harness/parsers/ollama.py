@@ -81,6 +81,7 @@ class OllamaToolParser(ToolParser):
 
     name = "ollama"
     skip_special_tokens = True
+    keeps_argument_order = False  # history arguments are Go maps: the template prints them with sorted keys
 
     def __init__(self, chat: OllamaChat) -> None:
         self.chat = chat
