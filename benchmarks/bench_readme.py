@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _readme import replace_block  # noqa: E402
 from bench import rows, verdict  # noqa: E402
 
 START, END = "<!-- bench:start (benchmarks/bench_readme.py) -->", "<!-- bench:end -->"
@@ -29,11 +30,7 @@ def table(m: dict) -> str:
 
 
 def rewrite(readme: str, m: dict) -> str:
-    if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(END):
-        raise SystemExit(f"bench_readme: README must hold one {START!r} … {END!r} pair")
-    head, rest = readme.split(START)
-    _, tail = rest.split(END)
-    return f"{head}{START}\n{table(m)}\n{END}{tail}"
+    return replace_block(readme, START, END, table(m), script="bench_readme")
 
 
 def main() -> None:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _readme import replace_block  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BLOCKS = {"parser-fidelity": HERE / "parser_fidelity.json", "vllm-fidelity": HERE / "vllm_fidelity.json"}
@@ -45,12 +49,8 @@ def vllm_table(m: dict) -> str:
 
 
 def rewrite(readme: str, name: str, body: str) -> str:
-    start, end = f"<!-- {name}:start (benchmarks/fidelity_readme.py) -->", f"<!-- {name}:end -->"
-    if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
-        raise SystemExit(f"fidelity_readme: README must hold one {start!r} … {end!r} pair")
-    head, rest = readme.split(start)
-    _, tail = rest.split(end)
-    return f"{head}{start}\n{body}\n{end}{tail}"
+    return replace_block(readme, f"<!-- {name}:start (benchmarks/fidelity_readme.py) -->", f"<!-- {name}:end -->",
+                         body, script="fidelity_readme")
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
 
 from harness.diff import TokenDiff
 from harness.errors import RenderRejected
@@ -192,6 +192,16 @@ class Case:
             self._prompts[key] = self.pair.deploy.render(self.conv.prefix(k), add_generation_prompt=True,
                                                          detail=detail)
         return self._prompts[key]
+
+    def served_answers(self) -> "Iterator[tuple[Answer, Encoded]]":
+        """Each trained answer with the deploy prompt for it; an answer whose prompt the deploy side rejects is
+        left out (prompt-prefix reports that shape as ``deploy-rejects``)."""
+        for ans in self.train.answers:
+            try:
+                prompt = self.prompt(ans.message)
+            except RenderRejected:
+                continue
+            yield ans, prompt
 
     def diff(self, train_ids: Any, deploy: "Encoded", k: int | None = None) -> TokenDiff:
         """TokenDiff of training ids vs a deploy prompt (for answer ``k``), regions named per message."""

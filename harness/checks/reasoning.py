@@ -98,12 +98,8 @@ def reasoning(case: Case) -> Failure | None:
     if not any(m.reasoning for m in conv.messages):
         raise NotApplicable("no message of the conversation carries reasoning")
     train = case.train
-    for ans in train.answers:
+    for ans, prompt in case.served_answers():
         k = ans.message
-        try:
-            prompt = case.prompt(k)
-        except RenderRejected:
-            continue  # prompt-prefix reports a deploy side that rejects the shape
         before, served = (train.text or "")[:ans.char_start], prompt.text or ""
         for i in range(k):
             r = _distinct(conv, i) if conv.messages[i].role == "assistant" else None

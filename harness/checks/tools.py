@@ -186,12 +186,8 @@ def tools(case: Case) -> Failure | None:
     if not conv.tools and not any(m.tool_calls for m in conv.messages):
         raise NotApplicable("the conversation has no tool definitions or calls")
     train = case.train
-    for ans in train.answers:
+    for ans, prompt in case.served_answers():
         k = ans.message
-        try:
-            prompt = case.prompt(k)
-        except RenderRejected:
-            continue  # prompt-prefix reports a deploy side that rejects the shape
         if prompt_holds(prompt.ids, train.ids, ans) or ans.end <= ans.start:
             continue  # holds, or training renders nothing of the answer (prompt-prefix's history-messages-dropped)
         if prompt.text is None or train.text is None or train.text.startswith(prompt.text):

@@ -179,11 +179,7 @@ class GoTemplate:
     def render(self, requests: Sequence[dict[str, Any]]) -> list[str | RenderRejected]:
         """Texts (or rejections: an execution error Ollama would return for that request); TemplateError when
         the template passes a limit (output size, recursion depth), which it does for any request."""
-        lines = [json.dumps(r, ensure_ascii=False) for r in requests]
-        with self._lock:
-            if self._io is None or not self._io.alive:
-                self._start()
-            replies = self._exchange(lines)
+        replies = self._send(requests)
         for r in replies:
             if r.get("limit") == "output":
                 raise TemplateError(f"{self.origin}: a rendered prompt passed the {mib(self.limits.max_output)} cap "
@@ -196,13 +192,17 @@ class GoTemplate:
                 for r in replies]
 
 
-    def ops(self, requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Answers to output-parsing requests (``{"op": ...}``, see ``go/chatparse.go``), in order."""
+    def _send(self, requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One JSON line per request to the helper (started on first use, restarted after a death), its replies."""
         lines = [json.dumps(r, ensure_ascii=False) for r in requests]
         with self._lock:
             if self._io is None or not self._io.alive:
                 self._start()
-            replies = self._exchange(lines)
+            return self._exchange(lines)
+
+    def ops(self, requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Answers to output-parsing requests (``{"op": ...}``, see ``go/chatparse.go``), in order."""
+        replies = self._send(requests)
         for r in replies:
             if r.get("error"):
                 raise TemplateError(f"{self.origin}: the Go helper refused a parse request: {r['error']}")
