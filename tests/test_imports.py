@@ -131,3 +131,14 @@ def test_harness_has_no_import_cycle():
 @pytest.mark.slow
 def test_every_harness_module_imports_first_in_a_fresh_interpreter():
     assert import_each_first(ROOT, "harness") == []
+
+
+def test_heavy_libraries_load_only_when_used():
+    """`harness` and its CLI import no deepdiff (it pulls pandas, ~1 s), vLLM, transformers or torch: the checks
+    import deepdiff when a tool or reasoning comparison runs, the parsers import vLLM when one is built."""
+    code = ("import sys, harness, harness.cli, harness.checks; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'deepdiff', 'pandas', 'vllm', 'torch', "
+            "'transformers'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "[]", out.stdout

@@ -40,8 +40,6 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, Any, Iterator
 
-from deepdiff import DeepDiff
-from deepdiff.path import parse_path
 
 from harness.checks.base import Case, Check, Failure, NotApplicable, Skip, label_stream
 from harness.conversation import thaw
@@ -152,6 +150,8 @@ def _show(text: str | None) -> str:
 
 def path_of(deep: str) -> str:
     """A deepdiff path (``root[0]['function']['arguments']['unit']``) as ``tool_calls[0].function.arguments.unit``."""
+    from deepdiff.path import parse_path
+
     return "tool_calls" + "".join(_step(part) for part in parse_path(deep))
 
 
@@ -194,6 +194,8 @@ def order_paths(want: Any, got: Any, path: str) -> list[str]:
 def call_differences(want: list[dict[str, Any]], got: list[dict[str, Any]], *, order: bool = True,
                      ) -> tuple[str, list[str]] | None:
     """``(cause, paths)`` for the calls a parser returned vs the trained ones, None when they agree."""
+    from deepdiff import DeepDiff  # imports pandas when installed (~1 s): only when a round trip runs
+
     diff = DeepDiff(want, got, verbose_level=2, ignore_numeric_type_changes=True)
     paths = [path_of(p) for p in diff.affected_paths]
     if len(got) != len(want):
