@@ -294,16 +294,6 @@ def _validate(conv: Conversation) -> None:
 PLAIN_TEXT = "Hello there."
 
 
-def _plain_json(value: Any) -> Any:
-    if isinstance(value, str):
-        return "x"
-    if isinstance(value, Mapping):
-        return {k: _plain_json(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_plain_json(v) for v in value]
-    return value
-
-
 def shape_key(conv: Conversation) -> tuple:
     """The kinds of message templates branch on (role, empty or not, reasoning, calls, position) and
     whether tools are defined: conversations with the same key exercise the same template branches."""
@@ -312,17 +302,63 @@ def shape_key(conv: Conversation) -> tuple:
     return kinds, bool(conv.tools)
 
 
+#: What a plain variant gives every tool with properties, and every non-empty call: one string property.
+PLAIN_SCHEMA: Mapping[str, Any] = _freeze({"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]})
+_EMPTY_SCHEMA: Mapping[str, Any] = _freeze({"type": "object", "properties": {}})
+#: Plain messages and tool tuples interned by value: equal plain prefixes of different conversations are the same
+#: objects, so renderers' per-message dicts and render caches are shared across conversations.
+_INTERNED: dict[Any, Any] = {}
+
+
+def _intern(key: Any, value: Any) -> Any:
+    if len(_INTERNED) > 8192:
+        _INTERNED.clear()
+    return _INTERNED.setdefault(key, value)
+
+
+def _plain_id(value: str | None, ids: dict[str, str]) -> str | None:
+    """The n-th distinct call id of a conversation as ``n`` in its alphanumeric places (length and separators
+    kept: templates that check an id's form, Mistral's nine characters, see the same form)."""
+    if not value:
+        return value
+    if value not in ids:
+        places = [i for i, ch in enumerate(value) if ch.isalnum()]
+        digits = str(len(ids) + 1).rjust(len(places), "0")[-len(places):] if places else ""
+        chars = list(value)
+        for i, d in zip(places, digits):
+            chars[i] = d
+        ids[value] = "".join(chars)
+    return ids[value]
+
+
 def plain_variant(conv: Conversation) -> Conversation:
-    """The same shape with every text plain: non-empty texts become ``PLAIN_TEXT``, string values ``"x"``.
+    """The same shape with every piece of data plain, so what differs between two renderings of it comes from the
+    templates, not the data.
 
-    Whatever differs between two renderings of a plain variant comes from the templates, not the data.
-    """
-    from dataclasses import replace
+    Non-empty texts become ``PLAIN_TEXT``; tool ``k`` is named ``tool_k`` (calls follow it), has the description
+    ``"A tool."`` when it had one and :data:`PLAIN_SCHEMA` when it had properties; non-empty call arguments become
+    ``{"x": "x"}``; call ids keep their form with their number in it. Counts, roles, empties and order stay. The
+    tool data itself (schemas, names, argument values) is the ``tools`` check's to compare, on the real
+    conversation. Equal plain messages are shared objects (renders of equal plain prefixes are cached once)."""
+    names: dict[str, str] = {t.name: f"tool_{k}" for k, t in enumerate(conv.tools)}
+    ids: dict[str, str] = {}
 
-    messages = tuple(
-        replace(m, content=PLAIN_TEXT if m.content else m.content,
-                reasoning=PLAIN_TEXT if m.reasoning else m.reasoning,
-                tool_calls=tuple(ToolCall(c.name, _plain_json(c.arguments), c.id) for c in m.tool_calls))
-        for m in conv.messages)
-    tools = tuple(Tool(t.name, "A tool." if t.description else "", t.parameters) for t in conv.tools)
-    return Conversation(messages, tools)
+    def name(value: str) -> str:
+        return names.setdefault(value, f"tool_{len(names)}")
+
+    messages = []
+    for m in conv.messages:
+        calls = tuple(ToolCall(name(c.name), {"x": "x"} if c.arguments else {}, _plain_id(c.id, ids) or "")
+                      for c in m.tool_calls)
+        plain = Message(m.role, PLAIN_TEXT if m.content else m.content, PLAIN_TEXT if m.reasoning else m.reasoning,
+                        calls, _plain_id(m.tool_call_id, ids), name(m.name) if m.name and m.role == "tool" else m.name)
+        key = ("message", plain.role, plain.content, plain.reasoning, plain.tool_call_id, plain.name,
+               tuple((c.name, c.id, bool(c.arguments)) for c in calls))
+        messages.append(_intern(key, plain))
+    shapes = tuple((names[t.name], "A tool." if t.description else "", _properties(t.parameters)) for t in conv.tools)
+    tools = _intern(("tools", shapes), tuple(Tool(n, d, PLAIN_SCHEMA if p else _EMPTY_SCHEMA) for n, d, p in shapes))
+    return Conversation(tuple(messages), tools)
+
+
+def _properties(schema: Mapping[str, Any]) -> bool:
+    return isinstance(schema, Mapping) and bool(schema.get("properties"))

@@ -64,7 +64,29 @@ def test_plain_variant_keeps_shape_and_empties():
     p = plain_variant(c)
     assert shape_key(p) == shape_key(c)
     assert p.messages[0].content == "" and p.messages[1].content == "Hello there."
-    assert dict(p.messages[2].tool_calls[0].arguments) == {"a": (1, "x")}  # strings become "x", numbers stay
+    call = p.messages[2].tool_calls[0]
+    assert (call.name, dict(call.arguments), call.id) == ("tool_0", {"x": "x"}, "01")  # data plain, id form kept
+    assert p.messages[3].tool_call_id == "01"
+
+
+def test_plain_variant_makes_tool_data_plain_and_shares_equal_messages():
+    """Tool schemas, names, argument values and call ids are data: two conversations that differ only there have
+    one plain variant, whose equal messages are the same objects (renders of them are cached once)."""
+    def one(name, props, args, call_id):
+        tool = {"type": "function", "function": {"name": name, "description": "d", "parameters":
+                {"type": "object", "properties": props}}}
+        call = {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}]}
+        return plain_variant(conv({"role": "user", "content": "q"}, call,
+                                  {"role": "tool", "content": "r", "tool_call_id": call_id},
+                                  {"role": "assistant", "content": "a"}, tools=[tool]))
+
+    a = one("get.weather", {"city": {"type": "string", "enum": ["a"]}}, '{"city": "a"}', "call_AbC123xyZ")
+    b = one("f-1", {"n": {"type": "integer"}}, '{"n": 3}', "call_999999999")
+    assert a.to_json() == b.to_json() and all(x is y for x, y in zip(a.messages, b.messages))
+    assert a.tools[0].name == "tool_0" and a.messages[1].tool_calls[0].id == "0000_000000001"
+    empty = one("f", {}, "{}", "c")
+    assert dict(empty.tools[0].parameters)["properties"] == {} and dict(empty.messages[1].tool_calls[0].arguments) == {}
 
 
 def test_sandbox_renders_like_hf_and_refuses_hostile_templates():
