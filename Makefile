@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml $(REQS)
 	$(PY) -m pip install -q --no-deps -r requirements-xtuner.txt
 	# The real vLLM 0.33.0 tool-call / reasoning parsers (harness/parsers/vllm.py), imported on CPU
 	$(PY) -m pip install -q --no-deps -r requirements-vllm.txt
+	# bytecode for the harness as a regular (non-editable) install compiles it: start-up reads it
+	$(PY) -m compileall -q harness >/dev/null
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

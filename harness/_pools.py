@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence
 
-from hypothesis.errors import InvalidArgument
-
 from harness.conversation import ROLES, Conversation, Message, Tool, ToolCall
 from harness.errors import InputError
 
@@ -27,8 +25,23 @@ __all__ = [
 ]
 
 
-class InvalidOption(InputError, InvalidArgument):
-    """A generator option is invalid: a hypothesis ``InvalidArgument`` and a harness ``InputError`` (exit 2)."""
+def _invalid_option() -> type[InputError]:
+    """``InvalidOption``: a generator option is invalid, a hypothesis ``InvalidArgument`` and a harness
+    ``InputError`` (exit 2). Built on first use, so seeded sweeps (``harness check``) never import hypothesis."""
+    cls = globals().get("InvalidOption")
+    if cls is None:
+        from hypothesis.errors import InvalidArgument
+
+        cls = globals()["InvalidOption"] = type("InvalidOption", (InputError, InvalidArgument), {
+            "__module__": __name__, "__doc__": "A generator option is invalid: a hypothesis ``InvalidArgument`` "
+            "and a harness ``InputError`` (exit 2)."})
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "InvalidOption":
+        return _invalid_option()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- texts ------------------------------------------------------------------------------------------------
@@ -204,8 +217,8 @@ SYSTEM_MODES: tuple[str, ...] = ("any", "absent", "empty", "text")
 _TRI = "must be one of False, True, 'any'"
 
 
-def _bad(name: str, value: Any, why: str) -> InvalidOption:
-    return InvalidOption(f"{name}={value!r} (type={type(value).__name__}): {why}")
+def _bad(name: str, value: Any, why: str) -> InputError:
+    return _invalid_option()(f"{name}={value!r} (type={type(value).__name__}): {why}")
 
 
 def _is_int(value: Any) -> bool:

@@ -61,9 +61,25 @@ def _raise_exception(message: str) -> None:
     raise jinja2.exceptions.TemplateError(message)
 
 
+#: ``tojson`` of dicts and lists, keyed by identity and arguments; each entry holds its value, so its id stays its
+#: own while cached. Values templates see are never changed (the sandbox is immutable; the harness passes shared,
+#: read-only message and tool dicts), so one tool schema is serialised once for all prompts of a conversation.
+_TOJSON: dict[tuple, tuple[Any, str]] = {}
+
+
 def _tojson(x: Any, ensure_ascii: bool = False, indent: Any = None, separators: Any = None,
             sort_keys: bool = False) -> str:
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+    if type(x) not in (dict, list):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+    key = (id(x), ensure_ascii, repr(indent), repr(separators), sort_keys)
+    hit = _TOJSON.get(key)
+    if hit is not None and hit[0] is x:
+        return hit[1]
+    text = json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+    if len(_TOJSON) > 4096:
+        _TOJSON.clear()
+    _TOJSON[key] = (x, text)
+    return text
 
 
 def _strftime_now(fmt: str) -> str:

@@ -134,11 +134,13 @@ def test_every_harness_module_imports_first_in_a_fresh_interpreter():
 
 
 def test_heavy_libraries_load_only_when_used():
-    """`harness` and its CLI import no deepdiff (it pulls pandas, ~1 s), vLLM, transformers or torch: the checks
-    import deepdiff when a tool or reasoning comparison runs, the parsers import vLLM when one is built."""
+    """`harness` and its CLI import no deepdiff (it pulls pandas, ~1 s), vLLM, transformers, torch or hypothesis
+    (~0.13 s): the checks import deepdiff when a tool or reasoning comparison runs, the parsers import vLLM when one
+    is built, hypothesis comes with `harness.strategies` or a generator option error."""
     code = ("import sys, harness, harness.cli, harness.checks; "
+            "import harness.generate, harness.cli.check; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'deepdiff', 'pandas', 'vllm', 'torch', "
-            "'transformers'}))")
+            "'transformers', 'hypothesis'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "[]", out.stdout
