@@ -28,6 +28,7 @@ import jinja2.ext
 import jinja2.nodes
 import jinja2.utils
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment, modifies_known_mutable
 
 from harness.errors import HarnessError, RenderRejected, TemplateError
@@ -137,16 +138,22 @@ class _StrictSandbox(ImmutableSandboxedEnvironment):
 
         For an exact ``dict`` and a name that is no attribute of ``dict``, the sandbox's ``getattr(obj, name)``
         always raises AttributeError and it falls back to ``obj[name]`` (Undefined when missing): same here.
+        ``loop.index0`` and the other ``loop`` properties are returned as the sandbox returns them (plain values).
         Everything else (dict methods, other types) goes through the sandbox's checks unchanged."""
         if type(obj) is dict and type(attribute) is str and attribute not in _DICT_ATTRIBUTES:
             try:
                 return obj[attribute]
             except KeyError:
                 return self.undefined(obj=obj, name=attribute)
+        if type(obj) is LoopContext and attribute in _LOOP_ATTRIBUTES:  # loop.index0: what the sandbox returns
+            return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
+#: ``loop`` properties (plain values, never callables or internals): the sandbox would return them unchanged.
+_LOOP_ATTRIBUTES = frozenset({"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth",
+                              "depth0"})
 
 
 def _too_big(what: str) -> _LimitExceeded:

@@ -71,3 +71,17 @@ def test_dict_subclasses_take_the_sandbox_path():
     sub = _Sub(role="x")
     sub.extra = "attr"  # type: ignore[attr-defined]
     assert _StrictSandbox().getattr(sub, "extra") == ImmutableSandboxedEnvironment().getattr(sub, "extra") == "attr"
+
+
+def test_loop_fast_path_matches_the_sandbox():
+    """``loop.index0`` and the other loop properties skip the sandbox's checks; what they give is what the sandbox
+    gives, at every position of nested loops, and ``loop``'s internals stay blocked."""
+    from harness.sandbox import _LOOP_ATTRIBUTES
+
+    names = sorted(_LOOP_ATTRIBUTES)
+    probe = ("{% for a in xs %}{% for b in xs %}" + "".join(f"{{{{ loop.{n} }}}}," for n in names)
+             + "{{ loop.cycle('p', 'q') }}|{% endfor %}{{ loop.index }}{% endfor %}")
+    plain = ImmutableSandboxedEnvironment()
+    assert _ENV.from_string(probe).render(xs=[1, 2, 3]) == plain.from_string(probe).render(xs=[1, 2, 3])
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        _ENV.from_string("{% for x in xs %}{{ loop.__class__.__init__ }}{% endfor %}").render(xs=[1])
