@@ -346,7 +346,7 @@ def plain_variant(conv: Conversation) -> Conversation:
     def name(value: str) -> str:
         return names.setdefault(value, f"tool_{len(names)}")
 
-    messages = []
+    messages, keys = [], []
     for m in conv.messages:
         calls = tuple(ToolCall(name(c.name), {"x": "x"} if c.arguments else {}, _plain_id(c.id, ids) or "")
                       for c in m.tool_calls)
@@ -355,9 +355,19 @@ def plain_variant(conv: Conversation) -> Conversation:
         key = ("message", plain.role, plain.content, plain.reasoning, plain.tool_call_id, plain.name,
                tuple((c.name, c.id, bool(c.arguments)) for c in calls))
         messages.append(_intern(key, plain))
+        keys.append(key)
     shapes = tuple((names[t.name], "A tool." if t.description else "", _properties(t.parameters)) for t in conv.tools)
     tools = _intern(("tools", shapes), tuple(Tool(n, d, PLAIN_SCHEMA if p else _EMPTY_SCHEMA) for n, d, p in shapes))
-    return Conversation(tuple(messages), tools)
+    out = Conversation(tuple(messages), tools)
+    out.__dict__["_plain_key"] = (tuple(keys), shapes)
+    return out
+
+
+def plain_key(conv: Conversation) -> tuple:
+    """A hashable key equal for two conversations exactly when their plain variants are equal (each field of each
+    plain message, each plain tool): what structural checks cache their results by."""
+    key = conv.__dict__.get("_plain_key")
+    return key if key is not None else plain_variant(conv).__dict__["_plain_key"]
 
 
 def _properties(schema: Mapping[str, Any]) -> bool:

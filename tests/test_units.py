@@ -144,3 +144,17 @@ def test_shrink_finds_a_small_conversation_deterministically():
 def test_tool_and_message_defaults():
     assert Tool("f").to_openai()["function"]["parameters"] == {"type": "object", "properties": {}}
     assert Message("user", "x").to_openai() == {"role": "user", "content": "x"}
+
+
+def test_plain_key_is_equal_exactly_when_plain_variants_are():
+    """The structural checks' cache key: two conversations share it iff their plain variants are equal (JSON)."""
+    from harness.conversation import plain_key
+    from harness.generate import generate
+
+    convs = list(generate(400, seed=3, tools="any", reasoning=True))
+    convs += [c.prefix(k) for c in convs[:100] for k in c.assistant_indices]
+    by_key: dict = {}
+    for c in convs:
+        by_key.setdefault(plain_key(c), set()).add(plain_variant(c).to_json())
+    assert all(len(v) == 1 for v in by_key.values())  # equal keys: equal plain variants
+    assert len({next(iter(v)) for v in by_key.values()}) == len(by_key) > 50  # distinct keys: distinct variants

@@ -146,7 +146,6 @@ class Case:
         self._prompts: dict[tuple[int, bool], "Encoded"] = {}
         self._histories: dict[tuple[int, int], str | None] = {}
         self._plains: dict[int, tuple["Conversation", "Case"]] = {}  # id(conv) -> (conv, its plain Case)
-        self._plain_keys: dict[int, str] = {}  # id(conv) -> the plain variant's JSON
 
     def variant(self, conv: "Conversation") -> "Case":
         """Another conversation (a variant a check builds) on the same pair, as detailed as this case."""
@@ -159,12 +158,12 @@ class Case:
         counts are the same in any sweep order (``--jobs``, ``--shard``)."""
         return self.pair.cache.per_shape(check, self.plain_key(conv), lambda: run(self.plain(conv)))
 
-    def plain_key(self, conv: "Conversation") -> str:
-        """The plain variant of ``conv`` as JSON: the exact key of every per-shape result."""
-        key = self._plain_keys.get(id(conv))
-        if key is None:  # plain() keeps conv alive in _plains, so its id stays its own
-            key = self._plain_keys[id(conv)] = self.plain(conv).conv.to_json()
-        return key
+    def plain_key(self, conv: "Conversation") -> tuple:
+        """The key of the plain variant of ``conv`` (:func:`harness.conversation.plain_key`): the exact key of every
+        per-shape result."""
+        from harness.conversation import plain_key
+
+        return plain_key(self.plain(conv).conv)
 
     def plain(self, conv: "Conversation") -> "Case":
         """The plain variant of ``conv`` (this case's conversation or a prefix of it), one Case shared by every

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.errors import TokenizerError
 from harness.tokenizer.fast import (
-    _CHUNK_PROBES, _SENTENCE_CUT, _SPLIT_PROBES, _WORD_CUT, _added_token_splitter, _byte_level, _extend_shifted,
+    _CHUNK_PROBES, _SPLIT_PROBES, _WORD_CUT, _added_token_splitter, _byte_level, _extend_shifted,
     _join, _prepends_space,
 )
 from harness.tokenizer.files import _as_ids, _chat_templates, _read_json, sha256_file, special_token_names
@@ -106,7 +106,6 @@ class Tokenizer:
         self.adds_bos: bool = self.bos_id is not None and self.special_prefix_ids[:1] == (self.bos_id,)
         self._encode_raw = functools.lru_cache(maxsize=_ENCODE_CACHE_SIZE)(self._encode_uncached)
         self._segment = functools.lru_cache(maxsize=1 << 16)(self._segment_uncached)
-        self._chunk = functools.lru_cache(maxsize=1 << 16)(self._chunk_uncached)
         self._word = functools.lru_cache(maxsize=1 << 17)(self._word_uncached)
         self._splitter = _added_token_splitter(raw)
         self._calls = 0
@@ -115,7 +114,7 @@ class Tokenizer:
         glued = tuple(f"a{t}b {t} c\n{t}\td" for t in list(self.added_tokens)[:200])
         probes = PROBES + _SPLIT_PROBES + glued
         #: True when pieces are further cut before `` word`` (a space then an ASCII letter, after a non-space),
-        #: where byte-level BPE pre-tokenizers always start a new pre-token: sentences and words are then
+        #: where byte-level BPE pre-tokenizers always start a new pre-token: words are then
         #: encoded once and cached. Verified on the probes (and chunk probes) now; audited with the above.
         exact = os.environ.get("HARNESS_EXACT_TOKENIZE") == "1"  # escape hatch: never take a shortcut
         self.split_at_words: bool = _byte_level(raw) and not exact
@@ -197,7 +196,7 @@ class Tokenizer:
         if out == full or (isinstance(out, tuple) and list(out) == full[0]):
             return
         self.split_at_added_tokens = self.split_at_words = False
-        for cache in (self._encode_raw, self._segment, self._chunk, self._word):
+        for cache in (self._encode_raw, self._segment, self._word):
             cache.cache_clear()
         raise TokenizerError(
             f"tokenizer={self.name!r}: the cached piece-wise tokenisation disagreed with whole-string encoding on "
@@ -215,13 +214,10 @@ class Tokenizer:
         return tuple(enc.ids), tuple([a for a, _ in offsets]), tuple([b for _, b in offsets])
 
     def _segment_uncached(self, piece: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        """A piece between added tokens: cut at sentence ends (then words) when ``split_at_words``."""
+        """A piece between added tokens: cut at words (each encoded once, cached) when ``split_at_words``."""
         if not self.split_at_words:
             return self._encode_piece(piece)
-        return _join(piece, _SENTENCE_CUT, self._chunk)
-
-    def _chunk_uncached(self, chunk: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        return _join(chunk, _WORD_CUT, self._word)
+        return _join(piece, _WORD_CUT, self._word)
 
     def _word_uncached(self, word: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         return self._encode_piece(word)

@@ -1,4 +1,4 @@
-"""Piece-wise encoding helpers: cut a text at added tokens, sentence ends and words, encode the parts
+"""Piece-wise encoding helpers: cut a text at added tokens and words, encode the parts
 (cached) and join them with shifted offsets. Only used where the load-time self-check proves it exact."""
 
 from __future__ import annotations
@@ -31,11 +31,10 @@ _CHUNK_PROBES: tuple[str, ...] = (
     "user\nwhich assistant\n \nlist tool\n\n\nx\nDone. Next! Why? Yes. No.\nOk",
 )
 
-#: Cut points. Sentences: before `` X`` after ``.``/``!``/``?``. Words: before a single space between two
-#: printable ASCII non-spaces, and after a newline before an ASCII letter. Byte-level BPE pre-tokenizers
-#: (GPT-2, Llama-3, Qwen, GLM, DeepSeek regexes) always start a pre-token there, and BPE never merges
-#: across pre-tokens, so encoding the parts one by one gives the same ids and offsets (self-checked).
-_SENTENCE_CUT = re.compile(r"(?<=[.!?]) (?=[A-Z])")
+#: Cut points: before a single space between two printable ASCII non-spaces, and after a newline before an ASCII
+#: letter. Byte-level BPE pre-tokenizers (GPT-2, Llama-3, Qwen, GLM, DeepSeek regexes) always start a pre-token
+#: there, and BPE never merges across pre-tokens, so encoding the parts one by one gives the same ids and offsets
+#: (self-checked). Each part is cached, so a text's new words are the only ones encoded.
 _WORD_CUT = re.compile(r"(?<=[!-~]) (?=[!-~])|(?<=\n)(?=[A-Za-z])")
 
 
