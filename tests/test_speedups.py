@@ -85,3 +85,13 @@ def test_loop_fast_path_matches_the_sandbox():
     assert _ENV.from_string(probe).render(xs=[1, 2, 3]) == plain.from_string(probe).render(xs=[1, 2, 3])
     with pytest.raises(jinja2.exceptions.SecurityError):
         _ENV.from_string("{% for x in xs %}{{ loop.__class__.__init__ }}{% endfor %}").render(xs=[1])
+
+
+def test_tojson_memo_never_serves_another_objects_text():
+    """``tojson`` is serialised once per dict/list object; a new object (even one that reuses a freed object's id)
+    and other arguments get their own text."""
+    t = _ENV.from_string("{{ x | tojson }}|{{ x | tojson(indent=2) }}|{{ x | tojson(sort_keys=true) }}")
+    for n in range(3000):  # dicts built and dropped one after another: CPython reuses their ids
+        x = {"b": n, "a": [n, str(n)]}
+        assert t.render(x=x) == (f'{{"b": {n}, "a": [{n}, "{n}"]}}|{{\n  "b": {n},\n  "a": [\n    {n},\n    "{n}"\n  ]\n}}'
+                                 f'|{{"a": [{n}, "{n}"], "b": {n}}}')
