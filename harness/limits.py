@@ -1,6 +1,8 @@
-"""What one render may cost — wall time, rendered size, memory — and the guards that enforce it.
+"""What one render may cost — CPU time, rendered size, memory — and the guards that enforce it.
 
-Every template render (and compile) runs under :class:`Guard`: ``SIGALRM`` after ``timeout`` seconds and, on
+Every template render (and compile) runs under :class:`Guard`: ``SIGVTALRM`` after ``timeout`` seconds of the
+process's CPU time (``ITIMER_VIRTUAL``: a loaded machine or a CI runner sharing its cores never stops a render
+that is merely waiting for a core; a looping template burns CPU and is stopped all the same) and, on
 Linux, ``RLIMIT_AS`` lowered to the process's current address space + ``max_memory`` bytes for the duration
 of the call, then restored (two syscalls and one ``/proc/self/statm`` read: a few µs, no worker process on
 the hot path). A render over the cap gets ``MemoryError`` instead of taking the machine. Rendered text longer
@@ -57,14 +59,16 @@ def _alarm(signum: int, frame: Any) -> None:
         raise Timeout()
     if callable(_outer):
         _outer(signum, frame)
-    elif _outer == signal.SIG_DFL:  # nobody else handles SIGALRM: its default action
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGALRM)
+    elif _outer == signal.SIG_DFL:  # nobody else handles SIGVTALRM: its default action
+        signal.signal(_SIGNAL, signal.SIG_DFL)
+        os.kill(os.getpid(), _SIGNAL)
 
 
 #: True while a :class:`Guard` block runs with its alarm armed.
 _guarded = False
-#: The SIGALRM handler :func:`_alarm` replaced (alarms outside a guarded block go to it).
+#: The signal and timer of the guard: CPU time (user) of this process, not wall time.
+_SIGNAL, _TIMER = signal.SIGVTALRM, signal.ITIMER_VIRTUAL
+#: The SIGVTALRM handler :func:`_alarm` replaced (alarms outside a guarded block go to it).
 _outer: Any = signal.SIG_DFL
 #: The hook :func:`_unraisable` replaced (every other unraisable exception goes there).
 _next_hook: Any = sys.unraisablehook
@@ -75,7 +79,7 @@ def _unraisable(args: Any) -> None:
     it as "Exception ignored": keep it quiet and ring again in a millisecond, so the guarded block still stops."""
     if isinstance(args.exc_value, Timeout):
         if _guarded:
-            signal.setitimer(signal.ITIMER_REAL, 0.001)
+            signal.setitimer(_TIMER, 0.001)
         return
     _next_hook(args)
 
@@ -108,8 +112,8 @@ _HAS_AS = sys.platform.startswith("linux") and hasattr(resource, "RLIMIT_AS")
 
 
 class Guard:
-    """``with Guard(limits):`` — the block gets ``limits.timeout`` seconds and ``limits.max_memory`` bytes of
-    new address space (main thread only: elsewhere, and for ``timeout <= 0``, it is a no-op).
+    """``with Guard(limits):`` — the block gets ``limits.timeout`` seconds of CPU time and ``limits.max_memory``
+    bytes of new address space (main thread only: elsewhere, and for ``timeout <= 0``, it is a no-op).
 
     Raises :class:`Timeout` out of the block when time runs out; allocations past the memory cap raise
     ``MemoryError`` inside it. Re-entrant use is not supported (renders do not nest)."""
@@ -127,10 +131,10 @@ class Guard:
         if not self._armed:
             return self
         global _outer, _guarded, _next_hook
-        current = _signal.getsignal(signal.SIGALRM)  # the raw call: no enum conversion, a fraction of the cost
+        current = _signal.getsignal(_SIGNAL)  # the raw call: no enum conversion, a fraction of the cost
         if current is not _alarm:
             _outer = current
-            _signal.signal(signal.SIGALRM, _alarm)
+            _signal.signal(_SIGNAL, _alarm)
         self._rlimit = None
         if _HAS_AS and limits.max_memory > 0:
             size = _AS.current()
@@ -145,14 +149,14 @@ class Guard:
         if sys.unraisablehook is not _unraisable:
             _next_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
         _guarded = True
-        signal.setitimer(signal.ITIMER_REAL, limits.timeout)
+        signal.setitimer(_TIMER, limits.timeout)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         global _guarded
         if not self._armed:
             return
-        signal.setitimer(signal.ITIMER_REAL, 0)  # before unguarding: a late alarm still raises Timeout here
+        signal.setitimer(_TIMER, 0)  # before unguarding: a late alarm still raises Timeout here
         _guarded = False
         if self._rlimit is not None:
             resource.setrlimit(resource.RLIMIT_AS, self._rlimit)

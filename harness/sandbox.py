@@ -254,8 +254,8 @@ class ChatTemplate:
                 text = "".join(self._render_func(self._new_context(context)))
         except Timeout:
             raise TemplateError(
-                f"template={self.origin!r}: rendering ran past the {self.timeout:g} s limit (an endless or huge loop?); "
-                "fix the template's loops, or raise the limit with timeout=SECONDS in the spec"
+                f"template={self.origin!r}: rendering ran past the {self.timeout:g} s CPU-time limit (an endless or "
+                "huge loop?); fix the template's loops, or raise the limit with timeout=SECONDS in the spec"
             ) from None
         except MemoryError:
             raise TemplateError(_memory_message(self.origin, "rendering", self.limits)) from None
@@ -349,9 +349,9 @@ def _compile(source: str, origin: str, limits: Limits) -> jinja2.Template:
         with Guard(limits):
             return _compile_cached(source)
     except Timeout:
-        raise TemplateError(f"template={origin!r}: compiling ran past the {limits.timeout:g} s limit (a template "
-                            "with thousands of chained operators?); simplify the template, or raise the limit with "
-                            "timeout=SECONDS in the spec") from None
+        raise TemplateError(f"template={origin!r}: compiling ran past the {limits.timeout:g} s CPU-time limit (a "
+                            "template with thousands of chained operators?); simplify the template, or raise the limit "
+                            "with timeout=SECONDS in the spec") from None
     except MemoryError:
         raise TemplateError(_memory_message(origin, "compiling", limits)) from None
     except jinja2.TemplateSyntaxError as exc:

@@ -110,10 +110,10 @@ except Timeout:
 
 
 def test_the_alarm_handler_stays_installed_and_alarms_outside_a_guard_reach_the_handler_before_it():
-    """Guard installs its SIGALRM handler once (not per render): a loop is still stopped, an alarm outside any
+    """Guard installs its SIGVTALRM handler once (not per render): a loop is still stopped, an alarm outside any
     guarded block still reaches the handler that was there before (also one installed between two guards)."""
     code = """
-import signal
+import signal, time
 from harness.limits import Guard, Limits, Timeout
 seen = []
 def loop():
@@ -123,14 +123,34 @@ def loop():
                 pass
     except Timeout:
         seen.append("timeout")
-signal.signal(signal.SIGALRM, lambda *a: seen.append("first"))
+def burn():  # the CPU-time timer advances only while the process runs
+    end = time.process_time() + 0.2
+    while time.process_time() < end:
+        pass
+signal.signal(signal.SIGVTALRM, lambda *a: seen.append("first"))
 loop()
-signal.setitimer(signal.ITIMER_REAL, 0.01); __import__("time").sleep(0.2)
-signal.signal(signal.SIGALRM, lambda *a: seen.append("second"))
+signal.setitimer(signal.ITIMER_VIRTUAL, 0.01); burn()
+signal.signal(signal.SIGVTALRM, lambda *a: seen.append("second"))
 loop()
-signal.setitimer(signal.ITIMER_REAL, 0.01); __import__("time").sleep(0.2)
+signal.setitimer(signal.ITIMER_VIRTUAL, 0.01); burn()
 print(" ".join(seen))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout.strip() == "timeout first timeout second", proc.stdout + proc.stderr
+
+
+def test_the_render_limit_is_cpu_time_not_wall_time():
+    """A guarded block that waits (a busy machine, a CI runner sharing its cores) is not stopped; one that burns its
+    CPU time is: a loaded machine gives no false "ran past the limit" on a correct template."""
+    import time
+
+    from harness.limits import Guard, Limits, Timeout
+
+    with Guard(Limits(timeout=0.1)):
+        time.sleep(0.3)  # three times the limit in wall time, almost no CPU
+    with pytest.raises(Timeout):
+        with Guard(Limits(timeout=0.1)):
+            end = time.process_time() + 2
+            while time.process_time() < end:
+                pass

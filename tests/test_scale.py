@@ -120,7 +120,7 @@ def test_generate_writes_what_check_sweeps(tmp_path):
 
 
 def test_jobs_workers_keep_the_render_time_limit(tmp_path):
-    """A template that loops only on long conversations still stops at its SIGALRM limit inside a worker."""
+    """A template that loops only on long conversations still stops at its CPU-time limit inside a worker."""
     (tmp_path / "slow.jinja").write_text(
         "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
         "{% if messages|length > 7 %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
