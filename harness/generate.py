@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from harness._pools import (
     ALL_TYPES, CATALOG, DEF_NAMES, EDGES, ENUM_VALUES, FLOAT_EDGES, FRAGMENT_POOLS, INT_EDGES, INT_ENUMS,
     MAX_PARALLEL_CALLS, MAX_ROUNDS, NUMBER_ENUMS, PROPERTY_NAMES, SCALAR_TYPES, STRING_EDGES, TOOL_NAMES, WORDS,
-    Options, Round, Turn, _invalid_option, assemble, branches, deref, validate_options,
+    Options, Round, Turn, _bad, assemble, branches, deref, validate_options,
 )
 from harness.conversation import ROLES, Conversation, Tool
 
@@ -307,13 +307,13 @@ def generate(n: int, *, seed: int, min_turns: int = 1, max_turns: int = 4, syste
     the position in the sequence to reproduce one.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise _invalid_option()(f"n={n!r} (type={type(n).__name__}): must be an int >= 0")
+        raise _bad("n", n, "must be an int >= 0")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise _invalid_option()(f"seed={seed!r} (type={type(seed).__name__}): must be an int")
+        raise _bad("seed", seed, "must be an int")
     if not isinstance(hostile, bool):
-        raise _invalid_option()(f"hostile={hostile!r} (type={type(hostile).__name__}): must be True or False")
+        raise _bad("hostile", hostile, "must be True or False")
     if texts is not None and not callable(texts):
-        raise _invalid_option()(f"texts={texts!r} (type={type(texts).__name__}): must be None or a function of a Random")
+        raise _bad("texts", texts, "must be None or a function of a Random")
     o = validate_options(min_turns=min_turns, max_turns=max_turns, system=system, tools=tools, reasoning=reasoning,
                          roles=roles, parallel_calls=parallel_calls, end_with_assistant=end_with_assistant)
     pool = None if texts is not None or o.tools is False else _tool_pool(hostile)
