@@ -74,9 +74,9 @@ CASES: dict[str, tuple[str, str, str]] = {
                                      "recurses without end"),
     "ollama: output bomb": ("ollama", _GO.format("{{range 100000000}}" + "a" * 64 + "{{end}}"), OUTPUT),
     "ollama: printf doubling": ("ollama", _GO.format('{{ $x := "ab" }}{{range 40}}{{ $x = printf "%s%s" $x $x }}'
-                                                     '{{end}}{{ len $x }}'), "ran past 2 s|memory cap"),
+                                                     '{{end}}{{ len $x }}'), "ran past the 2 s|memory cap"),
     "ollama: endless loop": ("ollama", _GO.format("{{range 2000000000}}{{range 2000000000}}{{end}}{{end}}"),
-                             "ran past 2 s"),
+                             "ran past the 2 s"),
     # TGI: minijinja (in a worker process)
     "tgi: 10^10 iterations": ("tgi", _LOOP, "out of fuel"),
     "tgi: 'a' * 10**9": ("tgi", "{{ 'a' * 1000000000 }}", EITHER),

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -154,3 +155,62 @@ def test_the_render_limit_is_cpu_time_not_wall_time():
             end = time.process_time() + 2
             while time.process_time() < end:
                 pass
+
+
+_LINE_CHILD = """
+import sys, time
+for line in sys.stdin:
+    if line.startswith("sleep"):
+        time.sleep(float(line.split()[1]))
+    elif line.startswith("burn"):
+        end = time.process_time() + float(line.split()[1])
+        while time.process_time() < end:
+            pass
+    print('{"ok": true}', flush=True)
+"""
+
+
+def test_renderer_process_limit_is_cpu_time_not_wall_time():
+    """The out-of-process engines' watchdog (Ollama's Go renderer, TGI's minijinja worker) counts the child's CPU
+    time: a child waiting three times its limit answers; one burning CPU past it is killed."""
+    from harness.limits import Limits
+    from harness.renderers._process import LineProcess, ProcessDied
+
+    io = LineProcess([sys.executable, "-c", _LINE_CHILD], Limits(timeout=0.3))
+    try:
+        assert io.exchange(["sleep 0.9"]) == [{"ok": True}]
+        assert io.exchange(["sleep 0.4", "sleep 0.4", "burn 0.1"]) == [{"ok": True}] * 3  # each line its own limit
+        with pytest.raises(ProcessDied) as died:
+            io.exchange(["burn 5"])
+        assert died.value.killed
+    finally:
+        io.close()
+
+
+def test_renderer_process_that_neither_answers_nor_burns_is_killed(monkeypatch):
+    """A child that waits forever (no CPU) is killed once the wall-time cap passes."""
+    from harness.limits import Limits
+    from harness.renderers import _process
+
+    monkeypatch.setattr(_process, "MIN_WALL", 0.5)
+    monkeypatch.setattr(_process, "WALL_FACTOR", 2.0)
+    io = _process.LineProcess([sys.executable, "-c", _LINE_CHILD], Limits(timeout=0.2))
+    try:
+        with pytest.raises(_process.ProcessDied) as died:
+            io.exchange(["sleep 30"])
+        assert died.value.killed
+    finally:
+        io.close()
+
+
+def test_cpu_seconds_reads_a_process_cpu_time():
+    from harness.renderers._process import cpu_seconds
+
+    before = cpu_seconds(os.getpid())
+    if before is None:
+        pytest.skip("no /proc on this system: the watchdog counts wall time")
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        pass
+    assert cpu_seconds(os.getpid()) - before >= 0.2
+    assert cpu_seconds(2 ** 22 + 12345) is None  # no such process

@@ -83,7 +83,7 @@ class TGITemplate:
 
     minijinja runs in a worker process (``_minijinja_worker.py``): in the harness process a Rust allocation
     failure would abort everything, and one instruction can run for seconds whatever the fuel. Each render
-    gets ``limits.timeout`` seconds, ``limits.max_output`` characters and ``limits.max_memory`` bytes."""
+    gets ``limits.timeout`` seconds of CPU time, ``limits.max_output`` characters and ``limits.max_memory`` bytes."""
 
     source: str
     origin: str
@@ -125,7 +125,7 @@ class TGITemplate:
             self._worker[0] = None
             if died.killed:
                 raise TemplateError(
-                    f"template={self.origin!r}: {what} ran past the {self.limits.timeout:g} s limit (an endless or "
+                    f"template={self.origin!r}: {what} ran past the {self.limits.timeout:g} s CPU-time limit (an endless or "
                     "huge loop, or one huge operation?); fix the template, or raise the limit with timeout=SECONDS in "
                     "the spec") from None
             if died.out_of_memory:

@@ -119,7 +119,7 @@ def _build(go: str, root: Path, target_dir: Path, binary: Path) -> None:
 class GoTemplate:
     """One running renderer process for one template; requests are JSON lines answered in order.
 
-    Limits: each prompt (alone or in a batch) gets ``limits.timeout`` seconds (a watchdog kills the process); the process's address space is capped at its start size + ``limits.max_memory``; the
+    Limits: each prompt (alone or in a batch) gets ``limits.timeout`` seconds of CPU time (a watchdog kills the process); the process's address space is capped at its start size + ``limits.max_memory``; the
     Go program stops a rendering past ``limits.max_output`` bytes and reports text/template's recursion cap."""
 
     def __init__(self, source: str, origin: str, line_offset: int, limits: Limits) -> None:
@@ -165,8 +165,8 @@ class GoTemplate:
         except ProcessDied as died:
             self._io = None
             if died.killed:
-                raise TemplateError(f"{self.origin}: rendering a prompt ran past {self.timeout:g} s (a template that "
-                                    "loops?); simplify the TEMPLATE or raise the limit with timeout=SECONDS in the spec"
+                raise TemplateError(f"{self.origin}: rendering a prompt ran past the {self.timeout:g} s CPU-time "
+                                    "limit (a template that loops?); simplify the TEMPLATE or raise the limit with timeout=SECONDS in the spec"
                                     ) from None
             if died.out_of_memory:
                 raise TemplateError(f"{self.origin}: rendering needed more than the {mib(self.limits.max_memory)} "
