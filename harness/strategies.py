@@ -20,7 +20,7 @@ from hypothesis.strategies import DrawFn, SearchStrategy
 from harness._pools import (
     ALL_TYPES, CATALOG, DEF_NAMES, EDGES, ENUM_VALUES, FLOAT_EDGES, FRAGMENT_POOLS, INT_EDGES, INT_ENUMS,
     MAX_PARALLEL_CALLS, MAX_ROUNDS, NUMBER_ENUMS, PLAIN_ALPHABET, PROPERTY_NAMES, SCALAR_TYPES, SPECIAL_TOKENS,
-    STRING_EDGES, TOOL_NAMES, WORDS, InvalidOption, Options, Round, Turn, assemble, branches, deref,
+    STRING_EDGES, TOOL_NAMES, WORDS, InvalidOption, Options, Round, Turn, _bad, assemble, branches, deref,
     validate_options, validate_sizes,
 )
 from harness.conversation import ROLES, Conversation, Tool, ToolCall
@@ -96,7 +96,7 @@ def texts(*, min_size: int = 0, max_size: int | None = None, hostile: bool = Tru
     """
     validate_sizes(min_size, max_size)
     if not isinstance(hostile, bool):
-        raise InvalidOption(f"hostile={hostile!r} (type={type(hostile).__name__}): must be True or False")
+        raise _bad("hostile", hostile, "must be True or False")
     plain = st.one_of(st.text(PLAIN_ALPHABET, min_size=min_size, max_size=max_size).map(_tidy),
                       _worded(min_size, max_size))
     return st.one_of(plain, _hostile(min_size, max_size)) if hostile else plain
@@ -198,8 +198,7 @@ def tool_definitions(*, min_size: int = 1, max_size: int = 3) -> SearchStrategy[
     """
     validate_sizes(min_size, None)
     if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < max(1, min_size):
-        raise InvalidOption(f"max_size={max_size!r} (type={type(max_size).__name__}): must be an int >= "
-                            f"max(1, min_size={min_size})")
+        raise _bad("max_size", max_size, f"must be an int >= max(1, min_size={min_size})")
     return _tool_lists(min_size, max_size, texts())
 
 
@@ -340,6 +339,6 @@ def conversations(*, min_turns: int = 1, max_turns: int = 4, system: str = "any"
     if texts is None:
         return _conversations(_Kit(o, _TEXTS, _texts(min_size=1)))
     if not isinstance(texts, SearchStrategy):
-        raise InvalidOption(f"texts={texts!r} (type={type(texts).__name__}): must be a SearchStrategy of str or None")
+        raise _bad("texts", texts, "must be a SearchStrategy of str or None")
     text = _checked(texts)
     return _conversations(_Kit(o, text, text.filter(bool)))
