@@ -151,3 +151,15 @@ def test_readme_lists_every_cause():
     readme = (ROOT / "README.md").read_text()
     missing = [c for c in CAUSES if f"| `{c}` |" not in readme]
     assert not missing, f"README's cause table lacks {missing}"
+
+
+def test_a_default_system_is_not_also_blamed_on_the_generation_prompt():
+    """Plain ChatML for training, Qwen2.5 serving: the one divergence is Qwen's default system prompt. The served
+    prompt is then longer than training's text before the answer; aligned against the answer's ids as well, those
+    showed up as a second class, ``generation-prompt``, larger than the real one (the generation prompts are
+    identical)."""
+    check = result_of(sweep("jinja:" + fixture("templates/chatml.jinja"), "hf:.", checks=["prompt-prefix"], n=120,
+                            tools=False), "prompt-prefix")
+    assert check.verdict == "fail"
+    assert {(c.cause, c.where) for c in check.classes if c.severity == "error"} == \
+        {("default-system", "system (none given)")}

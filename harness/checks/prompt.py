@@ -69,10 +69,25 @@ def compare_prompt(case: Case, check: str, ans: "Answer") -> Failure | None:
                        "(segment-wise vs whole-string encoding, or special tokens added by one side)",
                        case.conv, diff, k, cause=cause, where="whole prompt")
     cause, where = locate_cause(case, ans, prompt)
-    diff = case.diff(expected, prompt, k)
+    diff = case.diff(train.ids[:_served_region(train, ans, prompt)], prompt, k)
     also = later_causes(case, ans, diff, (cause, where)) if len(diff.opcodes) > 1 else ()
     return Failure(check, "error", _explain(k, cause, where, ans.rewritten), case.conv, diff, k, cause=cause,
                    where=where, also=also)
+
+
+def _served_region(train: "Encoded", ans: "Answer", prompt: "Encoded") -> int:
+    """How many training ids a served prompt whose text differs stands for: those before answer ``ans``'s first
+    trained id, plus the leading trained ids whose text the served prompt ends with (a generation prompt that
+    pre-fills the answer's start). Never the rest of the answer: aligned against a longer served prompt (a default
+    system prompt injected), those ids would show as a second divergence in the generation prompt."""
+    end = ans.start
+    if train.offsets is None or train.text is None or prompt.text is None:
+        return max(len(prompt.ids), end)
+    first = train.offsets[end][0] if end < len(train.offsets) else len(train.text)
+    while end < min(len(train.ids), len(prompt.ids)) and \
+            prompt.text.endswith(train.text[first:train.offsets[end][1]]) and train.offsets[end][1] > first:
+        end += 1
+    return end
 
 
 def _straddles(train: "Encoded", prompt: "Encoded", ans: "Answer") -> bool:
