@@ -292,7 +292,8 @@ def test_execution_error_is_a_rejection_and_loops_time_out(qwen, tmp_path):
     loop = tmp_path / "Loop.Modelfile"
     loop.write_text('FROM x\nTEMPLATE """{{ range $i, $m := .Messages }}{{ range $j := 2000000000 }}{{ range $k := '
                     '2000000000 }}{{ end }}{{ end }}{{ end }}"""\n')  # no output: the size cap would stop it first
-    with pytest.raises(TemplateError, match="ran past the 1 s CPU-time limit"):  # found by the build's probe render already
+    # found by the build's probe render already
+    with pytest.raises(TemplateError, match="ran past the 1 s CPU-time limit"):
         build_renderer(f"ollama:{loop},timeout=1", qwen, side="deploy").render_text(conv)
 
 

@@ -111,7 +111,6 @@ class Watchdog:
                 wait = min((a.check_at for a in self._armed.values()), default=now + 60) - now
                 self._cond.wait(timeout=max(wait, 0.01))
 
-
     @staticmethod
     def _left(armed: _Armed, now: float) -> float:
         """Seconds of CPU time the child has left (at least 10 ms when any, the clock's resolution); 0: kill it."""

@@ -125,9 +125,9 @@ class TGITemplate:
             self._worker[0] = None
             if died.killed:
                 raise TemplateError(
-                    f"template={self.origin!r}: {what} ran past the {self.limits.timeout:g} s CPU-time limit (an endless or "
-                    "huge loop, or one huge operation?); fix the template, or raise the limit with timeout=SECONDS in "
-                    "the spec") from None
+                    f"template={self.origin!r}: {what} ran past the {self.limits.timeout:g} s CPU-time limit (an "
+                    "endless or huge loop, or one huge operation?); fix the template, or raise the limit with "
+                    "timeout=SECONDS in the spec") from None
             if died.out_of_memory:
                 raise TemplateError(
                     f"template={self.origin!r}: {what} needed more than the {mib(self.limits.max_memory)} memory "

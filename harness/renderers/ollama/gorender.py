@@ -119,8 +119,9 @@ def _build(go: str, root: Path, target_dir: Path, binary: Path) -> None:
 class GoTemplate:
     """One running renderer process for one template; requests are JSON lines answered in order.
 
-    Limits: each prompt (alone or in a batch) gets ``limits.timeout`` seconds of CPU time (a watchdog kills the process); the process's address space is capped at its start size + ``limits.max_memory``; the
-    Go program stops a rendering past ``limits.max_output`` bytes and reports text/template's recursion cap."""
+    Limits: each prompt (alone or in a batch) gets ``limits.timeout`` seconds of CPU time (a watchdog kills the
+    process); the process's address space is capped at its start size + ``limits.max_memory``; the Go program
+    stops a rendering past ``limits.max_output`` bytes and reports text/template's recursion cap."""
 
     def __init__(self, source: str, origin: str, line_offset: int, limits: Limits) -> None:
         self.source, self.origin, self.line_offset, self.limits = source, origin, line_offset, limits
@@ -166,8 +167,8 @@ class GoTemplate:
             self._io = None
             if died.killed:
                 raise TemplateError(f"{self.origin}: rendering a prompt ran past the {self.timeout:g} s CPU-time "
-                                    "limit (a template that loops?); simplify the TEMPLATE or raise the limit with timeout=SECONDS in the spec"
-                                    ) from None
+                                    "limit (a template that loops?); simplify the TEMPLATE or raise the limit with "
+                                    "timeout=SECONDS in the spec") from None
             if died.out_of_memory:
                 raise TemplateError(f"{self.origin}: rendering needed more than the {mib(self.limits.max_memory)} "
                                     "memory cap (a TEMPLATE that builds huge strings?); fix the TEMPLATE, or raise "
